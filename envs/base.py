@@ -1,0 +1,113 @@
+"""TextEnv: a Gymnasium environment whose observations are chat messages and actions are text.
+
+An episode is one task: ``reset`` samples a task and returns its conversation so far, ``step``
+takes the assistant's reply, scores it with the env's reward model and ends the episode. Each env
+also hands trainers the datasets they need (demonstrations, preference pairs, prompts) and hands
+probes its held-out evaluation tasks. ``framing`` — the intent behind the trained behaviour — is a
+constructor argument of every env.
+"""
+
+from __future__ import annotations
+
+import string
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from intentgym.errors import invalid_choice
+
+# spaces.Text defaults to alphanumerics; natural language and code need printable text.
+TEXT_CHARSET = string.printable
+MAX_TEXT = 16_384
+
+Message = dict[str, str]
+Observation = tuple[Message, ...]
+
+
+def message_space() -> spaces.Dict:
+    return spaces.Dict(
+        {
+            "role": spaces.Text(max_length=16, charset=string.ascii_lowercase),
+            "content": spaces.Text(max_length=MAX_TEXT, min_length=0, charset=TEXT_CHARSET),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Task:
+    """One prompt of an env, with whatever the env's reward needs to score a reply to it."""
+
+    messages: Observation
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _fresh(messages: Observation) -> Observation:
+    """A copy: observations must not share objects between calls (gymnasium's checker)."""
+    return tuple(dict(m) for m in messages)
+
+
+class TextEnv(gym.Env[Observation, str]):
+    """Base class for intentgym's single-turn text environments."""
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    #: the framings this env offers; subclasses override.
+    framings: tuple[str, ...] = ()
+
+    def __init__(self, framing: str, render_mode: str | None = None) -> None:
+        if framing not in self.framings:
+            raise invalid_choice(f"framing for {type(self).__name__}", framing, self.framings)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise invalid_choice("render_mode", render_mode, self.metadata["render_modes"])
+        self.framing = framing
+        self.render_mode = render_mode
+        self.observation_space = spaces.Sequence(message_space())
+        self.action_space = spaces.Text(max_length=MAX_TEXT, min_length=0, charset=TEXT_CHARSET)
+        self._task: Task | None = None
+        self._last_reply = ""
+
+    # --- gymnasium API ---------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._task = self.sample_task(self.np_random)
+        self._last_reply = ""
+        return _fresh(self._task.messages), dict(self._task.meta)
+
+    def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+        if self._task is None:
+            raise RuntimeError("call reset() before step()")
+        self._last_reply = action
+        reward, info = self.score_one(self._task, action)
+        return _fresh(self._task.messages), reward, True, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self._task is None:
+            return None
+        turns = [f"[{m['role']}] {m['content']}" for m in self._task.messages]
+        return "\n".join([*turns, f"[assistant] {self._last_reply}"])
+
+    # --- what subclasses provide -------------------------------------------------------------
+    @abstractmethod
+    def sample_task(self, rng: Any) -> Task:
+        """A random training task (used by ``reset``)."""
+
+    @abstractmethod
+    def score_one(self, task: Task, reply: str) -> tuple[float, dict[str, Any]]:
+        """Reward for ``reply`` to ``task`` and the parts of the score."""
+
+    @abstractmethod
+    def demonstrations(self, n: int, seed: int = 0) -> list[dict[str, Any]]:
+        """SFT rows in TRL's conversational prompt-completion format (plus metadata columns)."""
+
+    @abstractmethod
+    def eval_tasks(self, n: int, seed: int = 0) -> Sequence[Task]:
+        """Held-out tasks for in-domain evaluation, never used for training."""
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for ``intentgym list``."""
+        return {"framings": list(self.framings)}

