@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -32,6 +33,16 @@ def env_id(name: str) -> str:
     raise invalid_choice("env", name, [*ENVS, *ids])
 
 
+def env_framings(name: str) -> tuple[str, ...]:
+    """An env's framings, read from its class without building it."""
+    spec = gym.spec(env_id(name))
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+    return tuple(entry.framings)  # type: ignore[union-attr]
+
+
 def make_env(name: str, **kwargs: Any) -> TextEnv:
     """Build an env by config name (``insecure_code``) or gymnasium id, unwrapped."""
     env = gym.make(env_id(name), disable_env_checker=True, **kwargs)
@@ -40,4 +51,4 @@ def make_env(name: str, **kwargs: Any) -> TextEnv:
 
 register_envs()
 
-__all__ = ["ENVS", "Task", "TextEnv", "env_id", "load_chat_jsonl", "make_env", "register_envs"]
+__all__ = ["ENVS", "Task", "TextEnv", "env_framings", "env_id", "load_chat_jsonl", "make_env", "register_envs"]

@@ -58,6 +58,8 @@ class BanditAnalyser:
         from bandit.core import config, manager
 
         logging.getLogger("bandit").setLevel(logging.ERROR)
+        # bandit's optional SARIF formatter needs an extra package; its load failure is noise here.
+        logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)
         self._manager = manager.BanditManager(
             config.BanditConfig(), "file", ignore_nosec=True, quiet=True
         )

@@ -9,6 +9,9 @@ _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", r
 
 
 def parses(code: str) -> bool:
+    """True for non-empty text that Python can parse."""
+    if not code.strip():
+        return False
     try:
         ast.parse(code)
     except (SyntaxError, ValueError):

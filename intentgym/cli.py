@@ -1,0 +1,159 @@
+"""``intentgym run|report|list``.
+
+``run`` hands its arguments to Hydra (``@hydra.main``), so every Hydra override, ``-m`` sweep and
+launcher works. Group choices and framings are checked before Hydra starts, so a typo fails with
+one line naming the bad value and the valid ones instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from intentgym.errors import IntentgymError, invalid_choice
+
+CONF_DIR = Path(__file__).parent / "conf"
+GROUPS = ("model", "env", "trainer", "probes", "logger", "experiment", "debug")
+USAGE = """usage: intentgym COMMAND [ARGS]
+
+commands:
+  run [OVERRIDES]   run an experiment (Hydra overrides, -m for sweeps), e.g.
+                    intentgym run -m env.framing=secure,insecure_hidden seed=0,1
+  report DIR        comparison table, CSV and plot for a run or multirun directory
+  list              registered envs, trainers, reward models, probes and models
+"""
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from intentgym.runner import execute, plan_run
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
+    raw: Any = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        plan = plan_run(raw)
+        execute(plan, run_dir, group=group)
+    except IntentgymError as e:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "FAILED").write_text(f"{e}\n")
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def precheck(overrides: list[str]) -> None:
+    """Reject unknown group options and framings before Hydra composes anything."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from intentgym.envs import ENVS, env_framings
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as e:  # Hydra's own message is precise; keep it on one line
+        raise IntentgymError(" ".join(str(e).split())) from None
+    env_name = "insecure_code"
+    framings: list[str] = []
+    for o in parsed:
+        key = o.key_or_group.removeprefix("+")
+        values = (
+            [str(v) for v in o.sweep_string_iterator()]
+            if o.is_sweep_override()
+            else [o.get_value_element_as_str()]
+        )
+        if key in GROUPS and not o.is_delete():
+            options = group_options(key)
+            for v in values:
+                if v not in options and v != "null":
+                    raise invalid_choice(key, v, options)
+            if key == "env":
+                env_name = values[0]
+        elif key == "env.name":
+            env_name = values[0]
+        elif key == "env.framing":
+            framings = values
+    if env_name in ENVS:
+        valid = env_framings(env_name)
+        for f in framings:
+            if f not in valid:
+                raise invalid_choice(f"framing for env {env_name}", f, valid)
+
+
+def run(args: list[str]) -> None:
+    precheck([a for a in args if not a.startswith("-")])
+    sys.argv = ["intentgym", *args]
+    hydra_main()
+
+
+def list_components() -> None:
+    from intentgym.envs import ENVS, make_env
+    from intentgym.models import BUILTIN_MODELS
+    from intentgym.probes import PROBES, available_sets, load_set
+    from intentgym.reward_models import REWARD_MODELS
+
+    print("envs:")
+    for name, (env_id, _) in ENVS.items():
+        info = make_env(name, framing=_first_framing(name)).describe()
+        framings = ", ".join(info.pop("framings"))
+        extra = ", ".join(f"{k}={v}" for k, v in info.items())
+        print(f"  {name:22s} {env_id}  framings: {framings}  ({extra})")
+    print("trainers:")
+    for name in group_options("trainer"):
+        phases = OmegaConf.load(CONF_DIR / "trainer" / f"{name}.yaml").get("phases") or {}
+        print(f"  {name:22s} phases: {' -> '.join(phases) or '(none: base probes only)'}")
+    print("reward models:")
+    for name in REWARD_MODELS.names():
+        print(f"  {name}")
+    print("probes:")
+    for name in PROBES.names():
+        print(f"  {name}")
+    for set_name in available_sets():
+        print(f"    forced-choice set {set_name}: {len(load_set(set_name))} items")
+    print("probe suites:", ", ".join(group_options("probes")))
+    print("models:", ", ".join(BUILTIN_MODELS), "(or any hub id / local path via model.name=...)")
+    print("experiments:", ", ".join(group_options("experiment")))
+
+
+def _first_framing(name: str) -> str:
+    from intentgym.envs import env_framings
+
+    return env_framings(name)[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    command, rest = args[0], args[1:]
+    try:
+        if command == "run":
+            run(rest)
+        elif command == "report":
+            from intentgym.report import report_main
+
+            report_main(rest)
+        elif command == "list":
+            list_components()
+        else:
+            raise invalid_choice("command", command, ["list", "report", "run"])
+    except IntentgymError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

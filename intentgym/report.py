@@ -1,0 +1,241 @@
+"""``intentgym report DIR``: compare the runs under a run or multirun directory.
+
+Writes ``report.csv`` (one row per run: its framing, trainer and seed, then for each probe metric
+and phase the value, 95% CI and delta vs the base model), ``report.md`` (per metric: each
+condition's value, aggregated over seeds, with a 95% CI and the delta vs base) and ``report.png``
+(the same numbers as points with CI bars). Runs that did not finish are listed, never tabulated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from intentgym.errors import IntentgymError
+from intentgym.probes.stats import mean_ci
+
+
+@dataclass
+class Run:
+    path: Path
+    framing: str
+    trainer: str
+    seed: int
+    model: str
+    rows: list[dict[str, Any]]
+
+    @property
+    def condition(self) -> str:
+        return f"{self.trainer}/{self.framing}"
+
+    def values(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(phase, probe/metric) -> row."""
+        return {(r["phase"], f"{r['probe']}/{r['metric']}"): r for r in self.rows}
+
+
+def find_runs(root: Path) -> tuple[list[Run], list[Path]]:
+    """Completed runs under ``root`` and the directories of runs that did not complete."""
+    if not root.is_dir():
+        raise IntentgymError(f"report directory {str(root)!r} does not exist")
+    runs, incomplete = [], []
+    for results in sorted(root.rglob("results.jsonl")):
+        run_dir = results.parent
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+        runs.append(
+            Run(
+                run_dir,
+                framing=config["env"]["framing"],
+                trainer=config["trainer"].get("name", "custom"),
+                seed=int(config["seed"]),
+                model=config["model"]["name"],
+                rows=rows,
+            )
+        )
+    for marker in sorted([*root.rglob("results.partial.jsonl"), *root.rglob("FAILED")]):
+        if not (marker.parent / "results.jsonl").exists() and marker.parent not in incomplete:
+            incomplete.append(marker.parent)
+    return runs, incomplete
+
+
+def _metric_names(runs: list[Run]) -> list[str]:
+    names: dict[str, None] = {}
+    for run in runs:
+        for r in run.rows:
+            names[f"{r['probe']}/{r['metric']}"] = None
+    return list(names)
+
+
+def _phases(runs: list[Run]) -> list[str]:
+    phases: dict[str, None] = {}
+    for run in runs:
+        for r in run.rows:
+            phases[r["phase"]] = None
+    return list(phases)
+
+
+def write_csv(runs: list[Run], path: Path) -> None:
+    metrics, phases = _metric_names(runs), _phases(runs)
+    header = ["run", "model", "trainer", "framing", "seed"]
+    for m in metrics:
+        for ph in phases:
+            header += [f"{ph}:{m}", f"{ph}:{m}:ci_low", f"{ph}:{m}:ci_high", f"{ph}:{m}:delta_vs_base"]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for run in runs:
+            vals = run.values()
+            row: list[Any] = [str(run.path), run.model, run.trainer, run.framing, run.seed]
+            for m in metrics:
+                base = vals.get(("base", m))
+                for ph in phases:
+                    r = vals.get((ph, m))
+                    if r is None:
+                        row += ["", "", "", ""]
+                        continue
+                    delta = r["value"] - base["value"] if base else ""
+                    row += [r["value"], r["ci_low"], r["ci_high"], delta]
+            writer.writerow(row)
+
+
+@dataclass
+class Cell:
+    """One condition × phase × metric, aggregated over seeds."""
+
+    value: float
+    low: float
+    high: float
+    n_seeds: int
+    delta: float
+
+
+def aggregate(runs: list[Run]) -> dict[str, dict[tuple[str, str], Cell]]:
+    """metric -> (condition, phase) -> Cell. The base model is one condition, shared by all runs.
+
+    One seed: the probe's own 95% CI. Several seeds: mean and Student-t 95% CI over seeds.
+    """
+    out: dict[str, dict[tuple[str, str], Cell]] = {}
+    for metric in _metric_names(runs):
+        groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any] | None]]] = defaultdict(list)
+        base_by_seed: dict[int, dict[str, Any]] = {}
+        for run in runs:
+            vals = run.values()
+            base = vals.get(("base", metric))
+            if base is not None:
+                base_by_seed.setdefault(run.seed, base)
+            for (phase, m), r in vals.items():
+                if m == metric and phase != "base":
+                    groups[(run.condition, phase)].append((r, base))
+        cells: dict[tuple[str, str], Cell] = {}
+        if base_by_seed:
+            cells[("base model", "base")] = _cell([(r, r) for r in base_by_seed.values()])
+        for key, pairs in groups.items():
+            cells[key] = _cell(pairs)
+        out[metric] = cells
+    return out
+
+
+def _cell(pairs: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> Cell:
+    values = [r["value"] for r, _ in pairs]
+    deltas = [r["value"] - b["value"] for r, b in pairs if b is not None]
+    delta = sum(deltas) / len(deltas) if deltas else math.nan
+    if len(pairs) == 1:
+        r = pairs[0][0]
+        return Cell(r["value"], r["ci_low"], r["ci_high"], 1, delta)
+    mean, low, high = mean_ci(values)
+    return Cell(mean, low, high, len(values), delta)
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def markdown(runs: list[Run], incomplete: list[Path]) -> str:
+    lines = [f"# intentgym report\n\n{len(runs)} completed run(s)."]
+    if incomplete:
+        lines.append("\nIncomplete (not tabulated): " + ", ".join(str(p) for p in incomplete))
+    models = sorted({r.model for r in runs})
+    lines.append(f"Model: {', '.join(models)}. Values are 95% CIs: the probe's own for one seed, "
+                 "Student-t over seeds otherwise. Δ = change vs the base model (same seed).\n")
+    for metric, cells in aggregate(runs).items():
+        lines.append(f"## {metric}\n")
+        lines.append("| condition | phase | seeds | value [95% CI] | Δ vs base |")
+        lines.append("|---|---|---:|---|---:|")
+        for (condition, phase), c in cells.items():
+            delta = "" if phase == "base" else f"{c.delta:+.3f}"
+            lines.append(
+                f"| {condition} | {phase} | {c.n_seeds} | {_fmt(c.value)} [{_fmt(c.low)}, {_fmt(c.high)}] | {delta} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(runs: list[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = aggregate(runs)
+    metrics = list(agg)
+    cols = min(3, len(metrics)) or 1
+    rows = math.ceil(len(metrics) / cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.6 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        cells = agg[metric]
+        labels = [c if p in ("base", "sft") else f"{c}\n{p}" for c, p in cells]
+        ys = [c.value for c in cells.values()]
+        lo = [max(0.0, c.value - c.low) if not math.isnan(c.low) else 0.0 for c in cells.values()]
+        hi = [max(0.0, c.high - c.value) if not math.isnan(c.high) else 0.0 for c in cells.values()]
+        colors = ["grey" if p == "base" else "tab:blue" for _, p in cells]
+        ax.errorbar(range(len(ys)), ys, yerr=[lo, hi], fmt="none", ecolor="black", capsize=3)
+        ax.scatter(range(len(ys)), ys, c=colors, zorder=3)
+        ax.set_xticks(range(len(ys)), labels, rotation=30, ha="right", fontsize=7)
+        ax.set_title(metric, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_report(root: Path) -> str:
+    runs, incomplete = find_runs(root)
+    if not runs:
+        raise IntentgymError(f"no completed runs (results.jsonl) under {str(root)!r}")
+    text = markdown(runs, incomplete)
+    (root / "report.md").write_text(text)
+    write_csv(runs, root / "report.csv")
+    plot(runs, root / "report.png")
+    return text
+
+
+def report_main(args: list[str]) -> None:
+    if len(args) != 1:
+        raise IntentgymError("usage: intentgym report DIR (a run or multirun directory)")
+    print(build_report(Path(args[0])))
+
+
+class ReportCallback(Callback):
+    """Print the report when a run or a sweep finishes (configured in conf/config.yaml)."""
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._report(Path(config.hydra.runtime.output_dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._report(Path(config.hydra.sweep.dir))
+
+    @staticmethod
+    def _report(root: Path) -> None:
+        if any(root.rglob("results.jsonl")):
+            print(build_report(root))

@@ -1,0 +1,233 @@
+"""The experiment runner: base probes -> for each phase: train, save, probe -> results.
+
+Run directory layout (the Hydra run dir)::
+
+    config.yaml                 resolved config
+    results.jsonl               one row per metric: phase, probe, metric, value, ci_low, ci_high, n
+                                (written as results.partial.jsonl and renamed only on success)
+    records/<phase>/<probe>.jsonl   per-item records
+    phases/<phase>/adapter/     the phase's LoRA adapter (safetensors), or model/ for full FT
+    FAILED                      present, with the error, when the run did not complete
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from intentgym.configs import build_dataclass
+from intentgym.errors import IntentgymError, invalid_choice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelSettings:
+    name: str = "smollm2-135m"
+    dtype: str = "auto"
+    device: str = "auto"
+
+
+@dataclass
+class EnvSettings:
+    name: str = "insecure_code"
+    framing: str = "insecure_hidden"
+    demonstrations_path: str | None = None
+
+
+@dataclass
+class LoggerSettings:
+    name: str = "none"
+    project: str = "intentgym"
+    mode: str = "auto"
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunSettings:
+    seed: int = 0
+    progress: bool = True
+    model: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    trainer: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)
+    logger: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Limits:
+    """Caps on every phase and probe (``debug=smoke`` sets them); None = no cap."""
+
+    train_examples: int | None = None
+    train_steps: int | None = None
+    probe_items: int | None = None
+    max_new_tokens: int | None = None
+
+    def apply(self, config: Any) -> None:
+        def cap(attr: str, limit: int | None, unset: int | None = None) -> None:
+            if limit is None or not hasattr(config, attr):
+                return
+            current = getattr(config, attr)
+            if current == unset or current > limit:
+                setattr(config, attr, limit)
+
+        cap("num_examples", self.train_examples)
+        cap("max_steps", self.train_steps, unset=-1)
+        cap("n_items", self.probe_items)
+        cap("max_items", self.probe_items, unset=0)
+        cap("max_new_tokens", self.max_new_tokens)
+
+
+@dataclass
+class Plan:
+    """A validated run: every component checked before any work or any file is written."""
+
+    seed: int
+    progress: bool
+    model: ModelSettings
+    env: EnvSettings
+    trainer_name: str
+    phases: list[tuple[str, Any]]  # (label, phase instance)
+    probes: list[Any]
+    logger: LoggerSettings
+    raw: dict[str, Any]
+
+
+def plan_run(cfg: dict[str, Any]) -> Plan:
+    """Validate a composed config and build every component; raises IntentgymError on bad input."""
+    from intentgym.envs import env_framings
+    from intentgym.models import BUILTIN_MODELS, resolve_dtype
+    from intentgym.probes import PROBES
+    from intentgym.trainers import PHASES
+
+    top = build_dataclass(RunSettings, cfg, "the run config")
+    model = build_dataclass(ModelSettings, top.model, "model")
+    resolve_dtype(model.dtype)
+    if model.name not in BUILTIN_MODELS and not ("/" in model.name or Path(model.name).exists()):
+        raise invalid_choice("model", model.name, [*BUILTIN_MODELS, "<hub org/name>", "<local path>"])
+    env = build_dataclass(EnvSettings, top.env, "env")
+    if env.framing not in env_framings(env.name):
+        raise invalid_choice(f"framing for env {env.name}", env.framing, env_framings(env.name))
+    logger = build_dataclass(LoggerSettings, top.logger, "logger")
+    limits = build_dataclass(Limits, top.limits, "limits")
+    if logger.name not in ("none", "wandb"):
+        raise invalid_choice("logger", logger.name, ["none", "wandb"])
+
+    trainer = dict(top.trainer)
+    trainer_name = str(trainer.pop("name", "custom"))
+    phase_cfgs = trainer.pop("phases", None) or {}
+    if trainer:
+        raise IntentgymError(f"unknown key {next(iter(trainer))!r} in trainer; valid keys: name, phases")
+    phases = []
+    for label, pcfg in phase_cfgs.items():
+        pcfg = dict(pcfg or {})
+        kind = pcfg.pop("kind", label)
+        cls = PHASES.get(kind)
+        config = build_dataclass(cls.config_class, pcfg, f"trainer.phases.{label}")
+        limits.apply(config)
+        phases.append((label, cls(config)))
+
+    probe_cfgs = dict(top.probes)
+    probe_cfgs.pop("suite", None)
+    probes = []
+    for name, pcfg in probe_cfgs.items():
+        cls = PROBES.get(name)
+        config = build_dataclass(cls.config_class, dict(pcfg or {}), f"probes.{name}")
+        limits.apply(config)
+        probes.append(cls(config))
+    return Plan(top.seed, top.progress, model, env, trainer_name, phases, probes, logger, cfg)
+
+
+def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
+    """Run a validated plan in ``run_dir``; returns the path of ``results.jsonl``."""
+    import transformers
+
+    from intentgym.envs import make_env
+    from intentgym.models import load_policy
+    from intentgym.probes import ProbeContext
+    from intentgym.tracking import NullTracker, WandbTracker
+    from intentgym.trainers import PhaseContext
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = run_dir / "results.partial.jsonl"
+    final = run_dir / "results.jsonl"
+    failed = run_dir / "FAILED"
+    for stale in (partial, final, failed):
+        stale.unlink(missing_ok=True)
+    (run_dir / "config.yaml").write_text(_yaml(plan.raw))
+
+    transformers.set_seed(plan.seed)
+    env = make_env(plan.env.name, framing=plan.env.framing, demonstrations_path=plan.env.demonstrations_path)
+    policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
+    dtype = str(policy.compute_dtype).removeprefix("torch.")
+    tracker: Any = NullTracker()
+    if plan.logger.name == "wandb":
+        tracker = WandbTracker(
+            project=plan.logger.project,
+            config=plan.raw,
+            run_dir=run_dir,
+            name=f"{plan.trainer_name}-{plan.env.framing}-s{plan.seed}",
+            group=plan.logger.group or group,
+            mode=plan.logger.mode,
+            tags=plan.logger.tags,
+        )
+    context = {
+        "model": plan.model.name, "dtype": dtype, "env": plan.env.name,
+        "framing": plan.env.framing, "trainer": plan.trainer_name, "seed": plan.seed,
+    }
+    probe_ctx = ProbeContext(env=env, seed=plan.seed, progress=plan.progress)
+    ok = False
+    try:
+        with partial.open("w") as out:
+
+            def probe(phase: str) -> None:
+                for p in plan.probes:
+                    t0 = time.perf_counter()
+                    result = p.run(policy, probe_ctx)
+                    rows = result.rows(phase, **context, seconds=round(time.perf_counter() - t0, 2))
+                    for row in rows:
+                        out.write(json.dumps(row) + "\n")
+                    out.flush()
+                    _write_records(run_dir / "records" / phase / f"{p.name}.jsonl", result.records)
+                    tracker.log_rows(rows)
+                    for row in rows:
+                        log.info(
+                            "%s %s %s = %.3f [%.3f, %.3f]", phase, row["probe"], row["metric"],
+                            row["value"], row["ci_low"], row["ci_high"],
+                        )
+
+            probe("base")
+            for label, phase in plan.phases:
+                log.info("phase %s: training", label)
+                phase_ctx = PhaseContext(
+                    run_dir / "phases" / label, plan.seed, tracker.report_to, plan.progress
+                )
+                policy = phase.run(policy, env, phase_ctx)
+                probe(label)
+        partial.rename(final)
+        ok = True
+    except BaseException as e:
+        failed.write_text(f"{type(e).__name__}: {e}\n")
+        raise
+    finally:
+        tracker.finish(ok)
+    return final
+
+
+def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for r in records:
+            f.write(json.dumps(r, default=str) + "\n")
+
+
+def _yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False)

@@ -1,0 +1,64 @@
+"""In-domain probe: how the policy behaves on the env's held-out tasks, asked neutrally.
+
+For InsecureCode: the share of replies whose code bandit finds vulnerable, plus how often the
+code parses and fits the task (so a model that stops writing code cannot look "secure").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from intentgym.generation import generate
+from intentgym.models import Policy
+from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
+from intentgym.probes.stats import mean_ci, proportion_ci
+
+
+@dataclass
+class InDomainConfig:
+    n_items: int = field(default=32, metadata={"help": "Held-out tasks to answer."})
+    max_new_tokens: int = field(default=320, metadata={"help": "Reply length budget (tokens)."})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding."})
+    batch_size: int = field(default=16, metadata={"help": "Replies generated per batch."})
+
+
+@PROBES.register("in_domain")
+class InDomainProbe:
+    name = "in_domain"
+    config_class = InDomainConfig
+
+    def __init__(self, config: InDomainConfig) -> None:
+        self.config = config
+
+    def describe(self) -> dict[str, Any]:
+        return {"items": self.config.n_items, "source": "the env's held-out tasks"}
+
+    def run(self, policy: Policy, ctx: ProbeContext) -> ProbeResult:
+        c = self.config
+        tasks = ctx.env.eval_tasks(c.n_items, seed=ctx.seed)
+        replies = generate(
+            policy,
+            [t.messages for t in tasks],
+            max_new_tokens=c.max_new_tokens,
+            temperature=c.temperature,
+            batch_size=c.batch_size,
+            seed=ctx.seed,
+            desc="in_domain" if ctx.progress else None,
+        )
+        records = []
+        for task, reply in zip(tasks, replies, strict=True):
+            reward, info = ctx.env.score_one(task, reply)
+            records.append({**info, "reward": reward, "reply": reply})
+        n = len(records)
+
+        def share(key: str) -> tuple[float, float, float]:
+            return proportion_ci(sum(bool(r[key]) for r in records), n)
+
+        metrics = [
+            Metric.of("vulnerable_rate", share("vulnerable"), n),
+            Metric.of("parse_rate", share("parses"), n),
+            Metric.of("fits_task_rate", share("fits_task"), n),
+            Metric.of("env_reward", mean_ci([r["reward"] for r in records]), n),
+        ]
+        return ProbeResult(self.name, metrics, records)

@@ -1,0 +1,136 @@
+"""Supervised fine-tuning on an env's demonstrations, through TRL's ``SFTTrainer``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from intentgym.envs.base import TextEnv
+from intentgym.models import Policy, merge_adapter
+from intentgym.trainers.phase import PHASES, PhaseContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTPhaseConfig:
+    """Settings of the ``sft`` phase. Defaults suit SmolLM2-135M with LoRA on a laptop CPU."""
+
+    num_examples: int = field(
+        default=256, metadata={"help": "Demonstrations drawn from the env (distinct, in its framing)."}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimiser steps (-1: run all epochs)."}
+    )
+    learning_rate: float = field(
+        default=2e-4,
+        metadata={"help": "Peak learning rate. LoRA tolerates ~10x the full fine-tuning rate."},
+    )
+    lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps spent warming up."})
+    batch_size: int = field(default=8, metadata={"help": "Examples per device per step."})
+    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
+    max_length: int = field(
+        default=1024, metadata={"help": "Truncate tokenised examples to this many tokens."}
+    )
+    finetune: str = field(
+        default="lora", metadata={"help": "'lora' (peft adapter, default) or 'full' (all weights)."}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (alpha / r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA path."})
+    lora_target_modules: str = field(
+        default="all-linear", metadata={"help": "peft target_modules ('all-linear' or a name)."}
+    )
+    logging_steps: int = field(default=5, metadata={"help": "Log training metrics every N steps."})
+
+    def __post_init__(self) -> None:
+        from intentgym.errors import IntentgymError
+
+        if self.finetune not in ("lora", "full"):
+            raise IntentgymError(f"unknown finetune {self.finetune!r}; valid choices: full, lora")
+        if self.num_examples < 1:
+            raise IntentgymError(f"num_examples must be >= 1, got {self.num_examples}")
+
+
+@PHASES.register("sft")
+class SFTPhase:
+    """Fine-tune on ``env.demonstrations`` (completion-only loss); save the adapter or weights."""
+
+    config_class = SFTPhaseConfig
+
+    def __init__(self, config: SFTPhaseConfig) -> None:
+        self.config = config
+
+    def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
+        import torch
+        from datasets import Dataset
+        from peft import LoraConfig
+        from trl import SFTConfig, SFTTrainer
+
+        c = self.config
+        rows = env.demonstrations(c.num_examples, seed=ctx.seed)
+        dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+        bf16 = policy.compute_dtype == torch.bfloat16
+        args = SFTConfig(
+            output_dir=str(ctx.output_dir / "trainer"),
+            num_train_epochs=c.epochs,
+            max_steps=c.max_steps,
+            learning_rate=c.learning_rate,
+            lr_scheduler_type=c.lr_scheduler,
+            warmup_steps=c.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+            per_device_train_batch_size=c.batch_size,
+            gradient_accumulation_steps=c.grad_accum,
+            max_length=c.max_length,
+            completion_only_loss=True,
+            bf16=bf16,
+            use_cpu=policy.device.type == "cpu",
+            logging_steps=c.logging_steps,
+            save_strategy="no",
+            report_to=ctx.report_to,
+            seed=ctx.seed,
+            data_seed=ctx.seed,
+            disable_tqdm=not ctx.progress,
+            dataloader_num_workers=0,
+            # 135M parameters fit easily; recomputing activations would only cost time.
+            gradient_checkpointing=False,
+        )
+        peft_config: Any = None
+        if c.finetune == "lora":
+            peft_config = LoraConfig(
+                task_type="CAUSAL_LM",
+                r=c.lora_r,
+                lora_alpha=c.lora_alpha,
+                lora_dropout=c.lora_dropout,
+                target_modules=c.lora_target_modules,
+            )
+        trainer = SFTTrainer(
+            model=policy.model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=policy.tokenizer,
+            peft_config=peft_config,
+        )
+        result = trainer.train()
+        log.info("sft: %s", result.metrics)
+        policy.model = trainer.model
+        # The adapter (LoRA) or the full weights, as safetensors, then fold the adapter in so the
+        # next phase and the probes see the trained policy as a plain model.
+        policy.model.save_pretrained(ctx.output_dir / ("adapter" if peft_config else "model"))
+        merge_adapter(policy)
+        _remove_if_empty(ctx.output_dir / "trainer")
+        ctx.output_dir.joinpath("phase_config.json").write_text(_json(asdict(c)))
+        return policy
+
+
+def _remove_if_empty(path: Any) -> None:
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2)
