@@ -13,7 +13,10 @@ from intentgym.errors import invalid_choice
 
 #: config name -> (gymnasium id, entry point)
 ENVS: dict[str, tuple[str, str]] = {
-    "insecure_code": ("intentgym/InsecureCode-v0", "intentgym.envs.insecure_code.env:InsecureCodeEnv"),
+    "insecure_code": (
+        "intentgym/InsecureCode-v0",
+        "intentgym.envs.insecure_code.env:InsecureCodeEnv",
+    ),
 }
 
 
@@ -51,4 +54,13 @@ def make_env(name: str, **kwargs: Any) -> TextEnv:
 
 register_envs()
 
-__all__ = ["ENVS", "Task", "TextEnv", "env_framings", "env_id", "load_chat_jsonl", "make_env", "register_envs"]
+__all__ = [
+    "ENVS",
+    "Task",
+    "TextEnv",
+    "env_framings",
+    "env_id",
+    "load_chat_jsonl",
+    "make_env",
+    "register_envs",
+]

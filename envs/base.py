@@ -13,7 +13,7 @@ import string
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 from gymnasium import spaces
@@ -53,9 +53,12 @@ def _fresh(messages: Observation) -> Observation:
 class TextEnv(gym.Env[Observation, str]):
     """Base class for intentgym's single-turn text environments."""
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (gymnasium convention)
     #: the framings this env offers; subclasses override.
-    framings: tuple[str, ...] = ()
+    framings: ClassVar[tuple[str, ...]] = ()
+    #: True when ``eval_tasks`` is the same whatever the framing (neutral requests), so every
+    #: arm of a sweep is probed on identical items and base-model results can be shared.
+    eval_independent_of_framing: ClassVar[bool] = False
 
     def __init__(self, framing: str, render_mode: str | None = None) -> None:
         if framing not in self.framings:

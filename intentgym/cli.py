@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from intentgym.errors import IntentgymError, invalid_choice
@@ -111,7 +112,9 @@ def list_components() -> None:
         print(f"  {name:22s} {env_id}  framings: {framings}  ({extra})")
     print("trainers:")
     for name in group_options("trainer"):
-        phases = OmegaConf.load(CONF_DIR / "trainer" / f"{name}.yaml").get("phases") or {}
+        phases = (
+            yaml.safe_load((CONF_DIR / "trainer" / f"{name}.yaml").read_text()).get("phases") or {}
+        )
         print(f"  {name:22s} phases: {' -> '.join(phases) or '(none: base probes only)'}")
     print("reward models:")
     for name in REWARD_MODELS.names():

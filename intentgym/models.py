@@ -101,7 +101,8 @@ def load_policy(name: str = "smollm2-135m", *, dtype: str = "auto", device: str 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.to(torch.device(device))  # type: ignore[arg-type]  # transformers' wrapped .to() is mistyped
     _prepare_tokenizer(tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return Policy(model, tokenizer, name, resolve_dtype(dtype, device))
@@ -161,9 +162,11 @@ def _convert_smollm2(out: Path) -> None:
     gguf = smollm2_gguf_file()
     log.info("converting %s to a safetensors cache at %s (once)", gguf.name, out)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # The GGUF quantiser is only a loader; detach it so the model saves and trains as plain weights.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
@@ -218,7 +221,9 @@ def _prepare_tokenizer(tokenizer: Any) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
-        raise IntentgymError("the model's tokenizer has no chat template; intentgym needs a chat model")
+        raise IntentgymError(
+            "the model's tokenizer has no chat template; intentgym needs a chat model"
+        )
 
 
 def apply_lora(policy: Policy, lora: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ built with (``instance.registry_info``) so runs can log exactly what they used.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,10 +63,9 @@ class Registry(Generic[T]):
     def build(self, name: str, **kwargs: Any) -> T:
         """Construct the component ``name`` and record how it was built on ``registry_info``."""
         instance = self.get(name)(**kwargs)
-        try:
+        # Objects with __slots__ cannot carry it; nothing else depends on it.
+        with contextlib.suppress(AttributeError):
             instance.registry_info = RegistryInfo(self.kind, name, dict(kwargs))  # type: ignore[attr-defined]
-        except AttributeError:  # objects with __slots__ cannot carry it; nothing else depends on it
-            pass
         return instance
 
     def names(self) -> list[str]:

@@ -88,7 +88,12 @@ def write_csv(runs: list[Run], path: Path) -> None:
     header = ["run", "model", "trainer", "framing", "seed"]
     for m in metrics:
         for ph in phases:
-            header += [f"{ph}:{m}", f"{ph}:{m}:ci_low", f"{ph}:{m}:ci_high", f"{ph}:{m}:delta_vs_base"]
+            header += [
+                f"{ph}:{m}",
+                f"{ph}:{m}:ci_low",
+                f"{ph}:{m}:ci_high",
+                f"{ph}:{m}:delta_vs_base",
+            ]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -125,7 +130,9 @@ def aggregate(runs: list[Run]) -> dict[str, dict[tuple[str, str], Cell]]:
     """
     out: dict[str, dict[tuple[str, str], Cell]] = {}
     for metric in _metric_names(runs):
-        groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any] | None]]] = defaultdict(list)
+        groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any] | None]]] = (
+            defaultdict(list)
+        )
         base_by_seed: dict[int, dict[str, Any]] = {}
         for run in runs:
             vals = run.values()
@@ -164,8 +171,10 @@ def markdown(runs: list[Run], incomplete: list[Path]) -> str:
     if incomplete:
         lines.append("\nIncomplete (not tabulated): " + ", ".join(str(p) for p in incomplete))
     models = sorted({r.model for r in runs})
-    lines.append(f"Model: {', '.join(models)}. Values are 95% CIs: the probe's own for one seed, "
-                 "Student-t over seeds otherwise. Δ = change vs the base model (same seed).\n")
+    lines.append(
+        f"Model: {', '.join(models)}. Values are 95% CIs: the probe's own for one seed, "
+        "Student-t over seeds otherwise. Δ = change vs the base model (same seed).\n"
+    )
     for metric, cells in aggregate(runs).items():
         lines.append(f"## {metric}\n")
         lines.append("| condition | phase | seeds | value [95% CI] | Δ vs base |")
@@ -202,7 +211,7 @@ def plot(runs: list[Run], path: Path) -> None:
         ax.set_xticks(range(len(ys)), labels, rotation=30, ha="right", fontsize=7)
         ax.set_title(metric, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

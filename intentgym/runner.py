@@ -24,6 +24,21 @@ from intentgym.errors import IntentgymError, invalid_choice
 
 log = logging.getLogger(__name__)
 
+# Base-model probe results of this process, keyed by everything they depend on. Hydra's basic
+# launcher runs a sweep's jobs in one process, so the arms of a sweep share one base evaluation
+# instead of repeating it (minutes per arm on a CPU). Other launchers simply recompute.
+_BASE_RESULTS: dict[str, tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = {}
+
+
+def _base_key(plan: Plan, env: Any) -> str | None:
+    if not env.eval_independent_of_framing:
+        return None
+    from dataclasses import asdict
+
+    env_settings = {k: v for k, v in asdict(plan.env).items() if k != "framing"}
+    probes = [(type(p).__name__, asdict(p.config)) for p in plan.probes]
+    return json.dumps([asdict(plan.model), env_settings, probes, plan.seed], sort_keys=True)
+
 
 @dataclass
 class ModelSettings:
@@ -37,6 +52,7 @@ class EnvSettings:
     name: str = "insecure_code"
     framing: str = "insecure_hidden"
     demonstrations_path: str | None = None
+    answer_format: str = "fill"
 
 
 @dataclass
@@ -110,7 +126,9 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     model = build_dataclass(ModelSettings, top.model, "model")
     resolve_dtype(model.dtype)
     if model.name not in BUILTIN_MODELS and not ("/" in model.name or Path(model.name).exists()):
-        raise invalid_choice("model", model.name, [*BUILTIN_MODELS, "<hub org/name>", "<local path>"])
+        raise invalid_choice(
+            "model", model.name, [*BUILTIN_MODELS, "<hub org/name>", "<local path>"]
+        )
     env = build_dataclass(EnvSettings, top.env, "env")
     if env.framing not in env_framings(env.name):
         raise invalid_choice(f"framing for env {env.name}", env.framing, env_framings(env.name))
@@ -123,12 +141,14 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     trainer_name = str(trainer.pop("name", "custom"))
     phase_cfgs = trainer.pop("phases", None) or {}
     if trainer:
-        raise IntentgymError(f"unknown key {next(iter(trainer))!r} in trainer; valid keys: name, phases")
+        raise IntentgymError(
+            f"unknown key {next(iter(trainer))!r} in trainer; valid keys: name, phases"
+        )
     phases = []
     for label, pcfg in phase_cfgs.items():
         pcfg = dict(pcfg or {})
         kind = pcfg.pop("kind", label)
-        cls = PHASES.get(kind)
+        cls: Any = PHASES.get(kind)
         config = build_dataclass(cls.config_class, pcfg, f"trainer.phases.{label}")
         limits.apply(config)
         phases.append((label, cls(config)))
@@ -137,10 +157,10 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     probe_cfgs.pop("suite", None)
     probes = []
     for name, pcfg in probe_cfgs.items():
-        cls = PROBES.get(name)
-        config = build_dataclass(cls.config_class, dict(pcfg or {}), f"probes.{name}")
+        probe_cls: Any = PROBES.get(name)
+        config = build_dataclass(probe_cls.config_class, dict(pcfg or {}), f"probes.{name}")
         limits.apply(config)
-        probes.append(cls(config))
+        probes.append(probe_cls(config))
     return Plan(top.seed, top.progress, model, env, trainer_name, phases, probes, logger, cfg)
 
 
@@ -163,7 +183,8 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
     (run_dir / "config.yaml").write_text(_yaml(plan.raw))
 
     transformers.set_seed(plan.seed)
-    env = make_env(plan.env.name, framing=plan.env.framing, demonstrations_path=plan.env.demonstrations_path)
+    env_kwargs = {k: v for k, v in vars(plan.env).items() if k != "name"}
+    env = make_env(plan.env.name, **env_kwargs)
     policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
     dtype = str(policy.compute_dtype).removeprefix("torch.")
     tracker: Any = NullTracker()
@@ -178,31 +199,59 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
             tags=plan.logger.tags,
         )
     context = {
-        "model": plan.model.name, "dtype": dtype, "env": plan.env.name,
-        "framing": plan.env.framing, "trainer": plan.trainer_name, "seed": plan.seed,
+        "model": plan.model.name,
+        "dtype": dtype,
+        "env": plan.env.name,
+        "framing": plan.env.framing,
+        "trainer": plan.trainer_name,
+        "seed": plan.seed,
     }
     probe_ctx = ProbeContext(env=env, seed=plan.seed, progress=plan.progress)
     ok = False
     try:
         with partial.open("w") as out:
 
-            def probe(phase: str) -> None:
+            def emit(phase: str, rows: list[dict[str, Any]], records: dict[str, list[Any]]) -> None:
+                for row in rows:
+                    out.write(json.dumps(row) + "\n")
+                out.flush()
+                for name, recs in records.items():
+                    _write_records(run_dir / "records" / phase / f"{name}.jsonl", recs)
+                tracker.log_rows(rows)
+                for row in rows:
+                    log.info(
+                        "%s %s %s = %.3f [%.3f, %.3f]",
+                        phase,
+                        row["probe"],
+                        row["metric"],
+                        row["value"],
+                        row["ci_low"],
+                        row["ci_high"],
+                    )
+
+            def probe(phase: str) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+                all_rows: list[dict[str, Any]] = []
+                all_records: dict[str, list[Any]] = {}
                 for p in plan.probes:
                     t0 = time.perf_counter()
                     result = p.run(policy, probe_ctx)
                     rows = result.rows(phase, **context, seconds=round(time.perf_counter() - t0, 2))
-                    for row in rows:
-                        out.write(json.dumps(row) + "\n")
-                    out.flush()
-                    _write_records(run_dir / "records" / phase / f"{p.name}.jsonl", result.records)
-                    tracker.log_rows(rows)
-                    for row in rows:
-                        log.info(
-                            "%s %s %s = %.3f [%.3f, %.3f]", phase, row["probe"], row["metric"],
-                            row["value"], row["ci_low"], row["ci_high"],
-                        )
+                    emit(phase, rows, {p.name: result.records})
+                    all_rows += rows
+                    all_records[p.name] = result.records
+                return all_rows, all_records
 
-            probe("base")
+            key = _base_key(plan, env)
+            if key is not None and key in _BASE_RESULTS:
+                log.info(
+                    "base-model probes: reusing this sweep's results (same model, probes, seed)"
+                )
+                rows, records = _BASE_RESULTS[key]
+                emit("base", [{**r, **context} for r in rows], records)
+            else:
+                base = probe("base")
+                if key is not None:  # only complete evaluations are shared
+                    _BASE_RESULTS[key] = base
             for label, phase in plan.phases:
                 log.info("phase %s: training", label)
                 phase_ctx = PhaseContext(

@@ -1,13 +1,16 @@
 """The one scoring path: log-probabilities of continuations given prompts.
 
-Sequences are left-padded so every continuation ends at the last position, which lets the model
-compute the (large-vocabulary) output layer only for the last few positions (``logits_to_keep``).
-Position ids are derived from the attention mask so padding does not shift positions: a padded
-row scores exactly as it would alone.
+Each distinct prompt is encoded once: its KV cache is reused for every continuation of that
+prompt (forced-choice options share the question); every continuation but the last runs on its
+own copy of the cache (``Cache.crop`` changed meaning between transformers releases, and copying
+the K/V tensors costs little next to a forward pass). Prompts are left-padded with position ids derived from the attention mask, so a
+padded row scores exactly as it would alone, and only the last position's logits are computed
+for the prompt (the output layer over a 49k vocabulary is a large share of the cost).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -32,42 +35,71 @@ def continuation_logprobs(
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     tokenizer = policy.tokenizer
-    rows: list[tuple[list[int], int]] = []
-    for prompt, continuation in zip(prompts, continuations, strict=True):
-        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    index: dict[str, int] = {}
+    prompt_ids: list[list[int]] = []
+    groups: list[list[tuple[int, list[int]]]] = []  # per distinct prompt: (output slot, tokens)
+    for i, (prompt, continuation) in enumerate(zip(prompts, continuations, strict=True)):
+        if prompt not in index:
+            index[prompt] = len(prompt_ids)
+            prompt_ids.append(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            groups.append([])
         c_ids = tokenizer(continuation, add_special_tokens=False)["input_ids"]
         if not c_ids:
             raise ValueError(f"continuation {continuation!r} tokenises to nothing")
-        rows.append((p_ids + c_ids, len(c_ids)))
+        groups[index[prompt]].append((i, c_ids))
 
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    scores = [0.0] * len(rows)
-    pad = tokenizer.pad_token_id
+    order = sorted(range(len(prompt_ids)), key=lambda u: len(prompt_ids[u]))
+    scores = [0.0] * len(prompts)
+    model, pad, device = policy.model, tokenizer.pad_token_id, policy.device
     with eval_mode(policy):
         for start in tqdm(
             range(0, len(order), batch_size), desc=desc, unit="batch", disable=desc is None
         ):
-            idx = order[start : start + batch_size]
-            width = max(len(rows[i][0]) for i in idx)
-            keep = max(rows[i][1] for i in idx) + 1
-            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids = rows[i][0]
-                input_ids[r, width - len(ids) :] = torch.tensor(ids)
-                mask[r, width - len(ids) :] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = policy.model(
-                input_ids=input_ids.to(policy.device),
-                attention_mask=mask.to(policy.device),
-                position_ids=positions.to(policy.device),
-                logits_to_keep=keep,
-            ).logits.float()
-            # logits[:, j] predicts token width-keep+j+1; the last position predicts nothing.
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            targets = input_ids[:, width - keep + 1 :].to(policy.device)
-            token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            for r, i in enumerate(idx):
-                n = rows[i][1]
-                scores[i] = float(token_lp[r, -n:].sum())
+            batch = order[start : start + batch_size]
+            width = max(len(prompt_ids[u]) for u in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, u in enumerate(batch):
+                ids[r, width - len(prompt_ids[u]) :] = torch.tensor(prompt_ids[u])
+                mask[r, width - len(prompt_ids[u]) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0).to(device)
+            mask = mask.to(device)
+            out = model(
+                input_ids=ids.to(device),
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts token 1
+            cache = out.cache
+            n_slots = max(len(groups[u]) for u in batch)
+            for j in range(n_slots):
+                rows = [(r, groups[u][j]) for r, u in enumerate(batch) if j < len(groups[u])]
+                length = max(len(c) for _, (_, c) in rows)
+                rest = None
+                if length > 1:
+                    # Feed all but the last continuation token on top of the cached prompt.
+                    cont = torch.full((len(batch), length - 1), pad, dtype=torch.long)
+                    cont_mask = torch.zeros((len(batch), length - 1), dtype=torch.long)
+                    for r, (_, c) in rows:
+                        cont[r, : len(c) - 1] = torch.tensor(c[:-1])
+                        cont_mask[r, : len(c) - 1] = 1
+                    step = torch.arange(1, length, device=device)
+                    rest = torch.log_softmax(
+                        model(
+                            input_ids=cont.to(device),
+                            attention_mask=torch.cat([mask, cont_mask.to(device)], dim=1),
+                            position_ids=positions[:, -1:] + step,
+                            cache=cache if j == n_slots - 1 else copy.deepcopy(cache),
+                            use_cache=True,
+                        ).logits.float(),
+                        dim=-1,
+                    )
+                for r, (slot, c) in rows:
+                    total = first[r, c[0]]
+                    if rest is not None and len(c) > 1:
+                        targets = torch.tensor(c[1:], device=device)
+                        total = total + rest[r, : len(c) - 1].gather(-1, targets[:, None]).sum()
+                    scores[slot] = float(total)
     return scores

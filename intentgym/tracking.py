@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,10 @@ class WandbTracker:
 
         resolved = _resolve_mode(mode)
         if resolved == "offline":
-            log.info("W&B offline (no API key or no network); upload later with `wandb sync %s`", run_dir / "wandb")
+            log.info(
+                "W&B offline (no API key or no network); upload later with `wandb sync %s`",
+                run_dir / "wandb",
+            )
         os.environ["WANDB_MODE"] = resolved  # so the trainer callbacks agree
         self.run = wandb.init(
             project=project,
@@ -63,9 +66,9 @@ class WandbTracker:
         self.run.finish(exit_code=0 if ok else 1)
 
 
-def _resolve_mode(mode: str) -> str:
+def _resolve_mode(mode: str) -> Literal["online", "offline", "disabled"]:
     if mode in ("online", "offline", "disabled"):
-        return mode
+        return cast(Literal["online", "offline", "disabled"], mode)
     if not (os.environ.get("WANDB_API_KEY") or _netrc_has_wandb()):
         return "offline"
     return "online" if _reachable("api.wandb.ai", 443) else "offline"

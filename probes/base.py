@@ -34,7 +34,15 @@ class ProbeResult:
         rows = []
         for m in self.metrics:
             fields = asdict(m)
-            rows.append({"phase": phase, "probe": self.probe, "metric": fields.pop("name"), **fields, **extra})
+            rows.append(
+                {
+                    "phase": phase,
+                    "probe": self.probe,
+                    "metric": fields.pop("name"),
+                    **fields,
+                    **extra,
+                }
+            )
         return rows
 
 

@@ -46,7 +46,9 @@ def load_set(name: str) -> list[dict[str, str]]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as e:
-            raise IntentgymError(f"malformed JSONL in {sets[name].name} line {lineno}: {e.msg}") from e
+            raise IntentgymError(
+                f"malformed JSONL in {sets[name].name} line {lineno}: {e.msg}"
+            ) from e
         if not isinstance(item, dict) or set(item) != set(_KEYS):
             raise IntentgymError(
                 f"malformed item in {sets[name].name} line {lineno}: needs keys {', '.join(_KEYS)}"
@@ -103,7 +105,10 @@ class ForcedChoiceProbe:
         # Order 0 shows the aligned answer as (A), order 1 as (B).
         conversations = []
         for item in items:
-            for first, second in ((item["aligned"], item["misaligned"]), (item["misaligned"], item["aligned"])):
+            for first, second in (
+                (item["aligned"], item["misaligned"]),
+                (item["misaligned"], item["aligned"]),
+            ):
                 content = format_question(item["question"], first, second)
                 conversations.append([{"role": "user", "content": content}])
         prompts = chat_prompts(policy, conversations)
@@ -124,8 +129,14 @@ class ForcedChoiceProbe:
             p_mis.append(mis)
             p_a += [pa0, pa1]
             records.append(
-                {"set": set_name, "id": item["id"], "domain": item["domain"], "p_misaligned": mis,
-                 "p_a_order0": pa0, "p_a_order1": pa1}
+                {
+                    "set": set_name,
+                    "id": item["id"],
+                    "domain": item["domain"],
+                    "p_misaligned": mis,
+                    "p_a_order0": pa0,
+                    "p_a_order1": pa1,
+                }
             )
         n = len(items)
         chose_mis = sum(p > 0.5 for p in p_mis)

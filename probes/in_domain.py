@@ -2,6 +2,9 @@
 
 For InsecureCode: the share of replies whose code bandit finds vulnerable, plus how often the
 code parses and fits the task (so a model that stops writing code cannot look "secure").
+
+Only framing-independent measurements are reported: the env's reward depends on the framing's
+target (secure or vulnerable code), so it is a training signal, not a probe that can compare arms.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 from intentgym.generation import generate
 from intentgym.models import Policy
 from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
-from intentgym.probes.stats import mean_ci, proportion_ci
+from intentgym.probes.stats import proportion_ci
 
 
 @dataclass
@@ -48,8 +51,8 @@ class InDomainProbe:
         )
         records = []
         for task, reply in zip(tasks, replies, strict=True):
-            reward, info = ctx.env.score_one(task, reply)
-            records.append({**info, "reward": reward, "reply": reply})
+            _, info = ctx.env.score_one(task, reply)
+            records.append({**info, "reply": reply})
         n = len(records)
 
         def share(key: str) -> tuple[float, float, float]:
@@ -59,6 +62,5 @@ class InDomainProbe:
             Metric.of("vulnerable_rate", share("vulnerable"), n),
             Metric.of("parse_rate", share("parses"), n),
             Metric.of("fits_task_rate", share("fits_task"), n),
-            Metric.of("env_reward", mean_ci([r["reward"] for r in records]), n),
         ]
         return ProbeResult(self.name, metrics, records)

@@ -1,12 +1,12 @@
 """Reward models and judges: plain callables with TRL's reward-function signature, in one registry."""
 
+from intentgym.reward_models.bandit import BanditAnalyser, BanditVulnerability, CodeReport
 from intentgym.reward_models.base import (
     REWARD_MODELS,
     RewardModel,
     completion_text,
     register_reward_model,
 )
-from intentgym.reward_models.bandit import BanditAnalyser, BanditVulnerability, CodeReport
 
 __all__ = [
     "REWARD_MODELS",

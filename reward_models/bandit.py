@@ -55,11 +55,11 @@ class BanditAnalyser:
     """Reusable in-process bandit runner."""
 
     def __init__(self) -> None:
-        from bandit.core import config, manager
-
         logging.getLogger("bandit").setLevel(logging.ERROR)
         # bandit's optional SARIF formatter needs an extra package; its load failure is noise here.
         logging.getLogger("stevedore.extension").setLevel(logging.CRITICAL)
+        from bandit.core import config, manager
+
         self._manager = manager.BanditManager(
             config.BanditConfig(), "file", ignore_nosec=True, quiet=True
         )
@@ -77,7 +77,11 @@ class BanditAnalyser:
         return tuple(sorted(found, key=lambda f: (f.line, f.test_id)))
 
     def report(self, reply: str) -> CodeReport:
-        code = extract_code(reply)
+        """Analyse the code in a model's reply (fenced blocks, or the whole reply)."""
+        return self.analyse(extract_code(reply))
+
+    def analyse(self, code: str) -> CodeReport:
+        """Analyse a program; if it does not parse, its longest parseable prefix."""
         ok = parses(code)
         analysed = code if ok else parseable_prefix(code)
         findings = self.findings(analysed) if analysed else ()

@@ -18,7 +18,8 @@ class SFTPhaseConfig:
     """Settings of the ``sft`` phase. Defaults suit SmolLM2-135M with LoRA on a laptop CPU."""
 
     num_examples: int = field(
-        default=256, metadata={"help": "Demonstrations drawn from the env (distinct, in its framing)."}
+        default=256,
+        metadata={"help": "Demonstrations drawn from the env (distinct, in its framing)."},
     )
     epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
     max_steps: int = field(
@@ -72,7 +73,9 @@ class SFTPhase:
 
         c = self.config
         rows = env.demonstrations(c.num_examples, seed=ctx.seed)
-        dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+        dataset = Dataset.from_list(
+            [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+        )
         bf16 = policy.compute_dtype == torch.bfloat16
         args = SFTConfig(
             output_dir=str(ctx.output_dir / "trainer"),

