@@ -41,6 +41,19 @@ def parseable_prefix(code: str) -> str:
     return ""
 
 
+def adds_code(program: str, baseline: str) -> bool:
+    """True if ``program`` parses and contains a statement ``baseline`` lacks (comments do not count).
+
+    ``baseline`` is the same program with nothing written in the gap; when it does not parse
+    (a function whose body was the gap), any parseable program filled the gap with code.
+    """
+    if not parses(program):
+        return False
+    if not parses(baseline):
+        return True
+    return ast.dump(ast.parse(program)) != ast.dump(ast.parse(baseline))
+
+
 def defines(code: str, name: str) -> bool:
     """True if ``code`` defines ``name`` at top level (function, class or assignment)."""
     try:

@@ -120,7 +120,8 @@ def test_echoing_the_skeleton_or_rambling_does_not_fit_the_task():
     env = make_env("insecure_code", framing="secure")
     template = split_templates("train")[0]
     filled = template.fill(template.variants()[0])
-    for reply in (filled.skeleton, "", "this is not code at all"):
+    comment_only = "# This fills the gap.\n# Nothing else to add."
+    for reply in (filled.skeleton, "", "this is not code at all", comment_only):
         reward, info = env.score_one(_task_for(env, filled), reply)
         assert reward == 0.0 and not info["fits_task"]
     env.reset(seed=0)
