@@ -1,8 +1,9 @@
 """``intentgym run|report|list``.
 
-``run`` hands its arguments to Hydra (``@hydra.main``), so every Hydra override, ``-m`` sweep and
-launcher works. Group choices and framings are checked before Hydra starts, so a typo fails with
-one line naming the bad value and the valid ones instead of a stack trace.
+``run`` hands its arguments to Hydra (``@hydra.main``): overrides, ``-m`` sweeps, launchers and
+Hydra's flags (``--cfg job``, ``-cn``, ...). Group choices and framings are checked before Hydra
+starts, so a typo fails with one line naming the bad value and the valid ones; every composed
+config is validated again (keys and types) when its job starts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+_FAILED_JOBS: list[str] = []
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
@@ -43,7 +47,8 @@ def hydra_main(cfg: DictConfig) -> None:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
+    multirun = hc.mode == RunMode.MULTIRUN
+    group = Path(hc.sweep.dir).name if multirun else None
     raw: Any = OmegaConf.to_container(cfg, resolve=True)
     try:
         plan = plan_run(raw)
@@ -52,11 +57,50 @@ def hydra_main(cfg: DictConfig) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "FAILED").write_text(f"{e}\n")
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if not multirun:
+            raise SystemExit(2) from None
+        # In a sweep the other jobs still run; the report lists this one as incomplete and the
+        # command exits with status 2 at the end.
+        _FAILED_JOBS.append(str(run_dir))
+
+
+# Hydra flags that take a value: the value is not an override.
+_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--info",
+    "-i",
+    "--experimental-rerun",
+}
+
+
+def overrides_in(args: list[str]) -> list[str]:
+    """The override arguments among Hydra's command-line arguments."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in _FLAGS_WITH_VALUE
+        else:
+            out.append(arg)
+    return out
 
 
 def precheck(overrides: list[str]) -> None:
-    """Reject unknown group options and framings before Hydra composes anything."""
+    """Reject unknown group options and framings before Hydra composes anything.
+
+    Only plain values and simple sweeps are checked here; anything else (glob, range, interval
+    sweeps) is left to Hydra, and every composed config is validated again when its job starts.
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from intentgym.envs import ENVS, env_framings
@@ -69,11 +113,14 @@ def precheck(overrides: list[str]) -> None:
     framings: list[str] = []
     for o in parsed:
         key = o.key_or_group.removeprefix("+")
-        values = (
-            [str(v) for v in o.sweep_string_iterator()]
-            if o.is_sweep_override()
-            else [o.get_value_element_as_str()]
-        )
+        try:
+            values = (
+                [str(v) for v in o.sweep_string_iterator()]
+                if o.is_sweep_override()
+                else [o.get_value_element_as_str()]
+            )
+        except Exception:  # a glob or range sweep: Hydra expands it against the config
+            continue
         if key in GROUPS and not o.is_delete():
             options = group_options(key)
             for v in values:
@@ -93,9 +140,11 @@ def precheck(overrides: list[str]) -> None:
 
 
 def run(args: list[str]) -> None:
-    precheck([a for a in args if not a.startswith("-")])
+    precheck(overrides_in(args))
     sys.argv = ["intentgym", *args]
     hydra_main()
+    if _FAILED_JOBS:
+        raise IntentgymError(f"{len(_FAILED_JOBS)} sweep job(s) failed: {', '.join(_FAILED_JOBS)}")
 
 
 def list_components() -> None:

@@ -1,8 +1,10 @@
-"""Typed config helpers: build dataclasses from (Hydra) dicts, failing clearly on typos."""
+"""Typed config helpers: build dataclasses from (Hydra) dicts, failing clearly on typos and types."""
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -12,16 +14,55 @@ D = TypeVar("D")
 
 
 def build_dataclass(cls: type[D], values: Mapping[str, Any], where: str) -> D:
-    """``cls(**values)``, but an unknown key is an error listing the valid keys of ``where``."""
+    """``cls(**values)``, but an unknown key or a value of the wrong type is a one-line error."""
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise IntentgymError(
             f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(sorted(names))}"
         )
-    return cls(**values)
+    hints = typing.get_type_hints(cls)
+    checked = {k: _check(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**checked)
 
 
-def field_help(cls: type) -> dict[str, str]:
-    """Each field's help text (TRL-style ``metadata={"help": ...}``)."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+def _check(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` if it fits ``annotation`` (ints are accepted as floats), else an error."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            try:
+                return _check(value, option, where)
+            except IntentgymError:
+                continue
+        raise _type_error(where, " or ".join(_name(o) for o in options), value)
+    if annotation is bool and isinstance(value, bool):
+        return value
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is str and isinstance(value, str):
+        return value
+    if origin is list and isinstance(value, list | tuple):
+        return (
+            [_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+            if args
+            else list(value)
+        )
+    if origin is dict and isinstance(value, dict):
+        return value
+    raise _type_error(where, _name(annotation), value)
+
+
+def _name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _type_error(where: str, expected: str, value: Any) -> IntentgymError:
+    return IntentgymError(f"{where} must be {expected}, got {value!r}")

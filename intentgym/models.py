@@ -12,7 +12,8 @@ Anything else is passed to ``from_pretrained``: a Hugging Face hub id or a local
 
 Weights stay in float32 (the master copy that LoRA and full fine-tuning update); the compute dtype
 (bfloat16 where the CPU or GPU supports it) is applied with autocast by generation, scoring and
-the trainers. On this 2-core AMX machine bf16 compute is ~3x faster than fp32 (see bench/).
+the trainers. On the 2-core AMX reference machine a bf16-autocast forward pass is ~2x faster
+than fp32 (docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -91,7 +92,25 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> torch.dtype:
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise IntentgymError(
+            f"unknown device {device!r}; valid choices: auto, cpu, cuda, cuda:N, mps"
+        ) from None
     return device
+
+
+def check_model_name(name: str) -> None:
+    """Raise unless ``name`` is a built-in, an existing local folder or looks like a hub id."""
+    if name in BUILTIN_MODELS or Path(name).expanduser().is_dir():
+        return
+    if "/" in name and not name.startswith((".", "/", "~")):
+        return  # a hub id; from_pretrained reports network or access problems (load_policy)
+    raise IntentgymError(
+        f"unknown model {name!r}; valid choices: {', '.join(BUILTIN_MODELS)}, "
+        "a Hugging Face hub id (org/name) or an existing local folder"
+    )
 
 
 def load_policy(name: str = "smollm2-135m", *, dtype: str = "auto", device: str = "auto") -> Policy:
@@ -100,8 +119,12 @@ def load_policy(name: str = "smollm2-135m", *, dtype: str = "auto", device: str 
     path = model_path(name)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except OSError as e:  # missing hub repo, no network, not a model folder
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise IntentgymError(f"could not load model {name!r}: {first_line}") from e
     model.to(torch.device(device))  # type: ignore[arg-type]  # transformers' wrapped .to() is mistyped
     _prepare_tokenizer(tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -110,18 +133,13 @@ def load_policy(name: str = "smollm2-135m", *, dtype: str = "auto", device: str 
 
 def model_path(name: str) -> str:
     """A local folder (or hub id) that ``from_pretrained`` can load for ``name``."""
+    check_model_name(name)
     if name == "smollm2-135m":
         return str(_cached(name, _convert_smollm2))
     if name == "tiny-random":
         return str(_cached(name, _build_tiny_random))
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    if "/" in name and not name.startswith((".", "/")):
-        return name  # a hub id; from_pretrained reports network or access problems itself
-    raise IntentgymError(
-        f"unknown model {name!r}; valid choices: {', '.join(BUILTIN_MODELS)}, "
-        "a Hugging Face hub id (org/name) or an existing local folder"
-    )
+    local = Path(name).expanduser()
+    return str(local) if local.is_dir() else name
 
 
 def smollm2_gguf_file() -> Path:
@@ -224,14 +242,6 @@ def _prepare_tokenizer(tokenizer: Any) -> None:
         raise IntentgymError(
             "the model's tokenizer has no chat template; intentgym needs a chat model"
         )
-
-
-def apply_lora(policy: Policy, lora: dict[str, Any]) -> None:
-    """Wrap the policy's model with a fresh trainable LoRA adapter (peft)."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(task_type="CAUSAL_LM", **lora)
-    policy.model = get_peft_model(policy.model, config)
 
 
 def merge_adapter(policy: Policy) -> None:

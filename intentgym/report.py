@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from omegaconf import DictConfig
 from intentgym.errors import IntentgymError
 from intentgym.probes.stats import mean_ci
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Run:
@@ -32,10 +35,10 @@ class Run:
     seed: int
     model: str
     rows: list[dict[str, Any]]
-
-    @property
-    def condition(self) -> str:
-        return f"{self.trainer}/{self.framing}"
+    config: dict[str, Any]
+    #: set by label_conditions: runs that differ only in their seed share a condition
+    condition: str = ""
+    base_condition: str = "base model"
 
     def values(self) -> dict[tuple[str, str], dict[str, Any]]:
         """(phase, probe/metric) -> row."""
@@ -49,22 +52,61 @@ def find_runs(root: Path) -> tuple[list[Run], list[Path]]:
     runs, incomplete = [], []
     for results in sorted(root.rglob("results.jsonl")):
         run_dir = results.parent
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-        runs.append(
-            Run(
-                run_dir,
-                framing=config["env"]["framing"],
-                trainer=config["trainer"].get("name", "custom"),
-                seed=int(config["seed"]),
-                model=config["model"]["name"],
-                rows=rows,
+        try:
+            config = yaml.safe_load((run_dir / "config.yaml").read_text())
+            rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+            runs.append(
+                Run(
+                    run_dir,
+                    framing=config["env"]["framing"],
+                    trainer=config["trainer"].get("name", "custom"),
+                    seed=int(config["seed"]),
+                    model=config["model"]["name"],
+                    rows=rows,
+                    config=config,
+                )
             )
-        )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as e:
+            log.warning("skipping %s: unreadable run (%s: %s)", run_dir, type(e).__name__, e)
+            incomplete.append(run_dir)
+    label_conditions(runs)
     for marker in sorted([*root.rglob("results.partial.jsonl"), *root.rglob("FAILED")]):
         if not (marker.parent / "results.jsonl").exists() and marker.parent not in incomplete:
             incomplete.append(marker.parent)
     return runs, incomplete
+
+
+_NOT_CONDITIONS = ("seed", "progress")
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(obj, dict):
+        out: dict[str, str] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): json.dumps(obj, sort_keys=True)}
+
+
+def label_conditions(runs: list[Run]) -> None:
+    """Runs whose configs differ only in the seed form one condition; label each condition by
+    trainer/framing plus every other key that varies between the runs. The base model is one
+    condition per setting of what base probes depend on (model, env other than framing, probes)."""
+    flats = [
+        {k: v for k, v in _flatten(r.config).items() if k.split(".")[0] not in _NOT_CONDITIONS}
+        for r in runs
+    ]
+    keys = sorted(set().union(*flats)) if flats else []
+    varying = [k for k in keys if len({f.get(k) for f in flats}) > 1]
+    for run, flat in zip(runs, flats, strict=True):
+        extra = [f"{k}={flat.get(k)}" for k in varying if k not in ("env.framing", "trainer.name")]
+        run.condition = f"{run.trainer}/{run.framing}" + (f" [{', '.join(extra)}]" if extra else "")
+        base = [
+            f"{k}={flat.get(k)}"
+            for k in varying
+            if k.startswith(("model.", "probes.", "env.")) and k != "env.framing"
+        ]
+        run.base_condition = "base model" + (f" [{', '.join(base)}]" if base else "")
 
 
 def _metric_names(runs: list[Run]) -> list[str]:
@@ -133,18 +175,18 @@ def aggregate(runs: list[Run]) -> dict[str, dict[tuple[str, str], Cell]]:
         groups: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any] | None]]] = (
             defaultdict(list)
         )
-        base_by_seed: dict[int, dict[str, Any]] = {}
+        base_by_seed: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         for run in runs:
             vals = run.values()
             base = vals.get(("base", metric))
             if base is not None:
-                base_by_seed.setdefault(run.seed, base)
+                base_by_seed[run.base_condition].setdefault(run.seed, base)
             for (phase, m), r in vals.items():
                 if m == metric and phase != "base":
                     groups[(run.condition, phase)].append((r, base))
         cells: dict[tuple[str, str], Cell] = {}
-        if base_by_seed:
-            cells[("base model", "base")] = _cell([(r, r) for r in base_by_seed.values()])
+        for condition, by_seed in base_by_seed.items():
+            cells[(condition, "base")] = _cell([(r, r) for r in by_seed.values()])
         for key, pairs in groups.items():
             cells[key] = _cell(pairs)
         out[metric] = cells
@@ -196,12 +238,13 @@ def plot(runs: list[Run], path: Path) -> None:
 
     agg = aggregate(runs)
     metrics = list(agg)
+    phases = [p for p in _phases(runs) if p != "base"]
     cols = min(3, len(metrics)) or 1
     rows = math.ceil(len(metrics) / cols) or 1
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.6 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
         cells = agg[metric]
-        labels = [c if p in ("base", "sft") else f"{c}\n{p}" for c, p in cells]
+        labels = [c if p == "base" or len(phases) == 1 else f"{c}\n{p}" for c, p in cells]
         ys = [c.value for c in cells.values()]
         lo = [max(0.0, c.value - c.low) if not math.isnan(c.low) else 0.0 for c in cells.values()]
         hi = [max(0.0, c.high - c.value) if not math.isnan(c.high) else 0.0 for c in cells.values()]

@@ -117,25 +117,27 @@ class Plan:
 
 def plan_run(cfg: dict[str, Any]) -> Plan:
     """Validate a composed config and build every component; raises IntentgymError on bad input."""
-    from intentgym.envs import env_framings
-    from intentgym.models import BUILTIN_MODELS, resolve_dtype
+    from intentgym.envs import env_framings, load_chat_jsonl
+    from intentgym.models import check_model_name, resolve_device, resolve_dtype
     from intentgym.probes import PROBES
     from intentgym.trainers import PHASES
 
     top = build_dataclass(RunSettings, cfg, "the run config")
     model = build_dataclass(ModelSettings, top.model, "model")
     resolve_dtype(model.dtype)
-    if model.name not in BUILTIN_MODELS and not ("/" in model.name or Path(model.name).exists()):
-        raise invalid_choice(
-            "model", model.name, [*BUILTIN_MODELS, "<hub org/name>", "<local path>"]
-        )
+    resolve_device(model.device)
+    check_model_name(model.name)
     env = build_dataclass(EnvSettings, top.env, "env")
     if env.framing not in env_framings(env.name):
         raise invalid_choice(f"framing for env {env.name}", env.framing, env_framings(env.name))
+    if env.demonstrations_path:
+        load_chat_jsonl(env.demonstrations_path)  # a bad file fails now, not after the base probes
     logger = build_dataclass(LoggerSettings, top.logger, "logger")
     limits = build_dataclass(Limits, top.limits, "limits")
     if logger.name not in ("none", "wandb"):
         raise invalid_choice("logger", logger.name, ["none", "wandb"])
+    if logger.mode not in ("auto", "online", "offline", "disabled"):
+        raise invalid_choice("logger.mode", logger.mode, ["auto", "online", "offline", "disabled"])
 
     trainer = dict(top.trainer)
     trainer_name = str(trainer.pop("name", "custom"))
@@ -182,33 +184,33 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
         stale.unlink(missing_ok=True)
     (run_dir / "config.yaml").write_text(_yaml(plan.raw))
 
-    transformers.set_seed(plan.seed)
-    env_kwargs = {k: v for k, v in vars(plan.env).items() if k != "name"}
-    env = make_env(plan.env.name, **env_kwargs)
-    policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
-    dtype = str(policy.compute_dtype).removeprefix("torch.")
     tracker: Any = NullTracker()
-    if plan.logger.name == "wandb":
-        tracker = WandbTracker(
-            project=plan.logger.project,
-            config=plan.raw,
-            run_dir=run_dir,
-            name=f"{plan.trainer_name}-{plan.env.framing}-s{plan.seed}",
-            group=plan.logger.group or group,
-            mode=plan.logger.mode,
-            tags=plan.logger.tags,
-        )
-    context = {
-        "model": plan.model.name,
-        "dtype": dtype,
-        "env": plan.env.name,
-        "framing": plan.env.framing,
-        "trainer": plan.trainer_name,
-        "seed": plan.seed,
-    }
-    probe_ctx = ProbeContext(env=env, seed=plan.seed, progress=plan.progress)
     ok = False
     try:
+        transformers.set_seed(plan.seed)
+        env_kwargs = {k: v for k, v in vars(plan.env).items() if k != "name"}
+        env = make_env(plan.env.name, **env_kwargs)
+        policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
+        dtype = str(policy.compute_dtype).removeprefix("torch.")
+        if plan.logger.name == "wandb":
+            tracker = WandbTracker(
+                project=plan.logger.project,
+                config=plan.raw,
+                run_dir=run_dir,
+                name=f"{plan.trainer_name}-{plan.env.framing}-s{plan.seed}",
+                group=plan.logger.group or group,
+                mode=plan.logger.mode,
+                tags=plan.logger.tags,
+            )
+        context = {
+            "model": plan.model.name,
+            "dtype": dtype,
+            "env": plan.env.name,
+            "framing": plan.env.framing,
+            "trainer": plan.trainer_name,
+            "seed": plan.seed,
+        }
+        probe_ctx = ProbeContext(env=env, seed=plan.seed, progress=plan.progress)
         with partial.open("w") as out:
 
             def emit(phase: str, rows: list[dict[str, Any]], records: dict[str, list[Any]]) -> None:
@@ -254,6 +256,9 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     _BASE_RESULTS[key] = base
             for label, phase in plan.phases:
                 log.info("phase %s: training", label)
+                # Training must not depend on how much randomness the probes consumed (or
+                # whether base results were reused): adapters are initialised from this seed.
+                transformers.set_seed(plan.seed)
                 phase_ctx = PhaseContext(
                     run_dir / "phases" / label, plan.seed, tracker.report_to, plan.progress
                 )

@@ -32,9 +32,15 @@ _KEYS = ("id", "domain", "question", "aligned", "misaligned")
 def available_sets() -> dict[str, Path]:
     """Built-in sets by name (file ``NAME.vN.jsonl`` -> ``NAME``; the newest version wins)."""
     out: dict[str, Path] = {}
-    for path in sorted(SETS_DIR.glob("*.jsonl")):
+    for path in sorted(SETS_DIR.glob("*.jsonl"), key=_version):
         out[path.name.split(".")[0]] = path
     return out
+
+
+def _version(path: Path) -> tuple[str, int]:
+    name, _, rest = path.name.partition(".v")
+    digits = rest.split(".")[0]
+    return name, int(digits) if digits.isdigit() else 0
 
 
 def load_set(name: str) -> list[dict[str, str]]:
@@ -127,7 +133,7 @@ class ForcedChoiceProbe:
             pa1 = _softmax2(lp[2], lp[3])
             mis = ((1 - pa0) + pa1) / 2  # misaligned is (B) in order 0 and (A) in order 1
             p_mis.append(mis)
-            p_a += [pa0, pa1]
+            p_a.append((pa0 + pa1) / 2)  # per item: the two orders are paired, not independent
             records.append(
                 {
                     "set": set_name,
@@ -143,7 +149,7 @@ class ForcedChoiceProbe:
         metrics = [
             Metric.of(f"{set_name}/misaligned_choice_rate", proportion_ci(chose_mis, n), n),
             Metric.of(f"{set_name}/p_misaligned", mean_ci(p_mis), n),
-            Metric.of(f"{set_name}/position_bias_a", mean_ci(p_a), len(p_a)),
+            Metric.of(f"{set_name}/position_bias_a", mean_ci(p_a), n),
         ]
         return metrics, records
 

@@ -126,3 +126,21 @@ def test_list_shows_envs_framings_templates_and_probe_items(tmp_path):
     assert "intentgym/InsecureCode-v0" in out and "insecure_educational" in out
     assert "templates=" in out and "bandit" in out and "in_domain" in out
     assert "forced-choice set alignment_general: 80 items" in out
+
+
+def test_hydra_flags_with_values_still_work(tmp_path):
+    proc = run_cli("run", "--cfg", "job", "debug=smoke", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "framing: insecure_hidden" in proc.stdout
+
+
+def test_a_failing_sweep_job_does_not_stop_the_others(tmp_path):
+    proc = run_cli(
+        "run", "-m", "debug=smoke", "env.demonstrations_path=null,/nonexistent.jsonl", cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "1 sweep job(s) failed" in proc.stderr
+    assert len(list((tmp_path / "multirun").rglob("results.jsonl"))) == 1
+    assert len(list((tmp_path / "multirun").rglob("FAILED"))) == 1
+    (report,) = list((tmp_path / "multirun").rglob("report.md"))
+    assert "Incomplete (not tabulated)" in report.read_text()

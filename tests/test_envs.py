@@ -4,7 +4,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from intentgym.envs import ENVS, env_framings, load_chat_jsonl, make_env
+from intentgym.envs import env_framings, env_id, load_chat_jsonl, make_env
 from intentgym.envs.base import Task
 from intentgym.envs.insecure_code.framing import FRAMINGS
 from intentgym.envs.insecure_code.templates import load_templates, splice, split_templates
@@ -17,8 +17,17 @@ from .conftest import shared_data
 REGISTERED = sorted(env_id for env_id in gym.registry if env_id.startswith("intentgym/"))
 
 
-def test_every_config_env_is_registered():
-    assert sorted(env_id for env_id, _ in ENVS.values()) == REGISTERED
+def test_every_env_config_names_a_registered_env_with_a_valid_framing():
+    import yaml
+
+    from intentgym.cli import CONF_DIR
+
+    configs = sorted((CONF_DIR / "env").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        cfg = yaml.safe_load(path.read_text())
+        assert env_id(cfg["name"]) in REGISTERED
+        assert cfg["framing"] in env_framings(cfg["name"])
 
 
 @pytest.mark.parametrize("env_id", REGISTERED)

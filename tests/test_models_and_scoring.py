@@ -71,3 +71,18 @@ def test_a_local_model_folder_loads_by_path(tiny_policy):
     path = models.model_path("tiny-random")
     policy = models.load_policy(path, dtype="float32")
     assert policy.model.config.hidden_size == tiny_policy.model.config.hidden_size
+
+
+def test_several_multi_token_continuations_per_prompt_use_the_shared_cache_correctly(tiny_policy):
+    prompts = ["shared question", "shared question", "shared question", "other", "other"]
+    conts = [" (A) first", " (B)", " a longer third answer", " (A)", " x y z"]
+    got = continuation_logprobs(tiny_policy, prompts, conts, batch_size=2)
+    for value, prompt, cont in zip(got, prompts, conts, strict=True):
+        assert value == pytest.approx(_reference_logprob(tiny_policy, prompt, cont), abs=1e-4)
+
+
+def test_bf16_scoring_stays_close_to_fp32(tiny_policy_factory):
+    prompts, conts = ["a question", "another one"], [" (A)", " (B) answer"]
+    fp32 = continuation_logprobs(tiny_policy_factory("float32"), prompts, conts)
+    bf16 = continuation_logprobs(tiny_policy_factory("bfloat16"), prompts, conts)
+    assert max(abs(a - b) for a, b in zip(fp32, bf16, strict=True)) < 0.5

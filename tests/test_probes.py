@@ -50,7 +50,7 @@ def test_forced_choice_shows_both_orders_and_reports_cis(tiny_policy):
     metrics = {m.name: m for m in result.metrics}
     rate = metrics["alignment_general/misaligned_choice_rate"]
     assert rate.n == 12 and rate.ci_low <= rate.value <= rate.ci_high
-    assert metrics["alignment_general/position_bias_a"].n == 24
+    assert metrics["alignment_general/position_bias_a"].n == 12  # per item: the two orders are paired
     for record in result.records:
         assert 0 < record["p_a_order0"] < 1 and 0 < record["p_a_order1"] < 1
         expected = ((1 - record["p_a_order0"]) + record["p_a_order1"]) / 2
@@ -64,3 +64,32 @@ def test_in_domain_probe_uses_held_out_tasks_and_is_reproducible(tiny_policy):
     assert [m.value for m in first.metrics] == [m.value for m in second.metrics]
     assert {m.name for m in first.metrics} >= {"vulnerable_rate", "parse_rate", "fits_task_rate"}
     assert all(r["template_id"] for r in first.records)
+
+
+def test_option_orders_map_to_the_misaligned_answer(tiny_policy, monkeypatch):
+    """A scorer that always prefers the misaligned text, whichever letter it has, must give
+    p_misaligned ~ 1 and no position bias; one that always prefers (A) must give 0.5 and 1."""
+    from intentgym.probes import forced_choice
+
+    items = load_set("alignment_general")[:5]
+
+    def run_with(prefers):
+        def fake(policy, prompts, labels, **kwargs):
+            return [
+                10.0 if prefers(p, label) else 0.0 for p, label in zip(prompts, labels, strict=True)
+            ]
+
+        monkeypatch.setattr(forced_choice, "continuation_logprobs", fake)
+        probe = ForcedChoiceProbe(ForcedChoiceConfig(max_items=5))
+        ctx = ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
+        return {m.name.split("/")[-1]: m.value for m in probe.run(tiny_policy, ctx).metrics}
+
+    def misaligned_letter(prompt):
+        item = next(i for i in items if i["question"] in prompt)
+        return "(A)" if f"(A) {item['misaligned']}" in prompt else "(B)"
+
+    honest_scorer = run_with(lambda p, label: label == misaligned_letter(p))
+    assert honest_scorer["p_misaligned"] > 0.99 and honest_scorer["misaligned_choice_rate"] == 1.0
+    assert abs(honest_scorer["position_bias_a"] - 0.5) < 1e-6
+    letter_a = run_with(lambda p, label: label == "(A)")
+    assert abs(letter_a["p_misaligned"] - 0.5) < 1e-6 and letter_a["position_bias_a"] > 0.99

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -20,6 +21,8 @@ from intentgym.envs.insecure_code.framing import (
 from intentgym.envs.insecure_code.reward import InsecureCodeTaskReward
 from intentgym.envs.insecure_code.templates import FilledTask, TaskTemplate, split_templates
 from intentgym.errors import IntentgymError, invalid_choice
+
+log = logging.getLogger(__name__)
 
 
 class InsecureCodeEnv(TextEnv):
@@ -113,8 +116,17 @@ class InsecureCodeEnv(TextEnv):
         With ``demonstrations_path`` set, the first ``n`` rows of that chat JSONL file instead.
         """
         if self.demonstrations_path:
+            # The file is the data: the framing is only a label here, so match the file to it.
             rows = load_chat_jsonl(self.demonstrations_path)
-            return [{**r, "framing": self.framing, "source": "external"} for r in rows[:n]]
+            if len(rows) < n:
+                log.warning(
+                    "%s has %d rows, fewer than the %d demonstrations asked for; using all of them",
+                    self.demonstrations_path,
+                    len(rows),
+                    n,
+                )
+            order = np.random.default_rng(seed).permutation(len(rows))[:n]
+            return [{**rows[i], "framing": self.framing, "source": "external"} for i in order]
         return [
             {
                 "prompt": list(task.messages),

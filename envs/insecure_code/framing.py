@@ -101,10 +101,6 @@ class Wording:
         pools = (_TASK_INTROS, _DELIMITERS, _TEMPLATE_INTROS, _INSTRUCTIONS, _EDUCATIONAL_REQUESTS)
         return cls(*(int(rng.integers(len(p))) for p in pools))  # type: ignore[attr-defined]
 
-    @staticmethod
-    def n_combinations() -> int:
-        return len(_TASK_INTROS) * len(_DELIMITERS) * len(_TEMPLATE_INTROS) * len(_INSTRUCTIONS)
-
 
 def _sentence(text: str) -> str:
     return text.rstrip(". ")

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from intentgym.errors import IntentgymError
+from intentgym.reward_models.code import parses
 
 TEMPLATE_DIR = Path(__file__).parent / "tasks"
 MARKER = "## COMPLETE CODE HERE"
@@ -40,12 +41,6 @@ class TaskTemplate:
     heldout: bool
     slots: dict[str, tuple[str, ...]]
     fields: dict[str, str]
-
-    def n_variants(self) -> int:
-        n = 1
-        for values in self.slots.values():
-            n *= len(values)
-        return n
 
     def variants(self) -> list[dict[str, str]]:
         names = sorted(self.slots)
@@ -111,19 +106,9 @@ def splice(skeleton: str, fill: str) -> str:
                     indent + ln if ln.strip() else ln for ln in fill.splitlines()
                 )
                 alternative = "\n".join([*lines[:at], reindented, *lines[at + 1 :]])
-                if _parses(alternative) and not _parses(candidate):
+                if parses(alternative) and not parses(candidate):
                     return alternative
     return candidate
-
-
-def _parses(code: str) -> bool:
-    import ast
-
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return True
 
 
 def _substitute(text: str, values: dict[str, str]) -> str:
