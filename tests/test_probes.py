@@ -50,7 +50,8 @@ def test_forced_choice_shows_both_orders_and_reports_cis(tiny_policy):
     metrics = {m.name: m for m in result.metrics}
     rate = metrics["alignment_general/misaligned_choice_rate"]
     assert rate.n == 12 and rate.ci_low <= rate.value <= rate.ci_high
-    assert metrics["alignment_general/position_bias_a"].n == 12  # per item: the two orders are paired
+    # per item: the two orders of one item are paired, not independent
+    assert metrics["alignment_general/position_bias_a"].n == 12
     for record in result.records:
         assert 0 < record["p_a_order0"] < 1 and 0 < record["p_a_order1"] < 1
         expected = ((1 - record["p_a_order0"]) + record["p_a_order1"]) / 2
