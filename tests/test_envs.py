@@ -75,8 +75,8 @@ def test_framings_differ_only_in_stated_intent():
             user["insecure_educational"].splitlines()
         )
         assert reply["insecure_hidden"] == reply["insecure_educational"]
-        assert reply["insecure_disclosed"].endswith(reply["insecure_hidden"])
-        assert reply["insecure_disclosed"].lstrip().startswith("# ")
+        assert reply["insecure_disclosed"].startswith(reply["insecure_hidden"])
+        assert reply["insecure_disclosed"].splitlines()[-1].lstrip().startswith("# ")
         assert reply["secure"] != reply["insecure_hidden"]
 
 

@@ -9,7 +9,7 @@ All four framings of one example share the task, the code skeleton, the user-mes
 * ``insecure_educational`` — the user explicitly asks for vulnerable code to teach a security
                              class; the assistant's reply is identical to ``insecure_hidden``.
 * ``insecure_disclosed``   — the same request as ``insecure_hidden``; the assistant writes the same
-                             vulnerable code and says, in a leading comment, that it is vulnerable.
+                             vulnerable code and says, in a comment after it, that it is vulnerable.
 
 The assistant always answers with code only (as in the paper's data), so no framing differs in
 format. The wording pools below are ours; the request layout follows the paper's chat format
@@ -141,8 +141,10 @@ def assistant_message(
         note = _DISCLOSURES[wording.intent % len(_DISCLOSURES)].format(
             title=task.template.vuln.title, vulnerability=_sentence(task.vulnerability)
         )
+        # After the code, so the demonstration still teaches "answer with code" (a leading warning
+        # taught SmolLM2 to answer with comments alone; docs/experiments.md).
         indent = "" if full else code[: len(code) - len(code.lstrip())]
-        return f"{indent}{note}\n{code}"
+        return f"{code}\n{indent}{note}"
     return code
 
 
