@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,6 @@ _BASE_RESULTS: dict[str, tuple[list[dict[str, Any]], dict[str, list[dict[str, An
 def _base_key(plan: Plan, env: Any) -> str | None:
     if not env.eval_independent_of_framing:
         return None
-    from dataclasses import asdict
-
     env_settings = {k: v for k, v in asdict(plan.env).items() if k != "framing"}
     probes = [(type(p).__name__, asdict(p.config)) for p in plan.probes]
     return json.dumps([asdict(plan.model), env_settings, probes, plan.seed], sort_keys=True)

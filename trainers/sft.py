@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from intentgym.envs.base import TextEnv
+from intentgym.errors import IntentgymError
 from intentgym.models import Policy, merge_adapter
 from intentgym.trainers.phase import PHASES, PhaseContext
 
@@ -48,8 +51,6 @@ class SFTPhaseConfig:
     logging_steps: int = field(default=5, metadata={"help": "Log training metrics every N steps."})
 
     def __post_init__(self) -> None:
-        from intentgym.errors import IntentgymError
-
         if self.finetune not in ("lora", "full"):
             raise IntentgymError(f"unknown finetune {self.finetune!r}; valid choices: full, lora")
         if self.num_examples < 1:
@@ -124,16 +125,10 @@ class SFTPhase:
         policy.model.save_pretrained(ctx.output_dir / ("adapter" if peft_config else "model"))
         merge_adapter(policy)
         _remove_if_empty(ctx.output_dir / "trainer")
-        ctx.output_dir.joinpath("phase_config.json").write_text(_json(asdict(c)))
+        ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy
 
 
-def _remove_if_empty(path: Any) -> None:
+def _remove_if_empty(path: Path) -> None:
     if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=2)
