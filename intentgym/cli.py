@@ -20,19 +20,44 @@ from omegaconf import DictConfig, OmegaConf
 from intentgym.errors import IntentgymError, invalid_choice
 
 CONF_DIR = Path(__file__).parent / "conf"
-GROUPS = ("model", "env", "trainer", "probes", "logger", "experiment", "debug")
+GROUPS = ("model", "env", "trainer", "reward_model", "probes", "logger", "experiment", "debug")
 USAGE = """usage: intentgym COMMAND [ARGS]
 
 commands:
   run [OVERRIDES]   run an experiment (Hydra overrides, -m for sweeps), e.g.
                     intentgym run -m env.framing=secure,insecure_hidden seed=0,1
   report DIR        comparison table, CSV and plot for a run or multirun directory
-  list              registered envs, trainers, reward models, probes and models
+  list              registered envs, trainers, reward models (plugins included), probes, models
 """
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    options = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+    if group == "reward_model":  # plugins have no YAML file; see register_plugin_configs
+        from intentgym.reward_models import REWARD_MODELS
+
+        options |= set(REWARD_MODELS.names())
+    return sorted(options)
+
+
+def register_plugin_configs() -> None:
+    """Make ``reward_model=NAME`` work for registry entries without a YAML file (plugins).
+
+    Each gets a config node ``{name: NAME}`` in Hydra's ConfigStore; its keyword arguments are
+    added with ``+reward_model.KEY=VALUE`` (the node does not list them). Reading the names
+    imports no plugin module.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    from intentgym.reward_models import REWARD_MODELS
+
+    files = {p.stem for p in (CONF_DIR / "reward_model").glob("*.yaml")}
+    store = ConfigStore.instance()
+    for name in REWARD_MODELS.names():
+        if name in files:
+            continue
+        group, _, option = f"reward_model/{name}".rpartition("/")
+        store.store(group=group, name=option, node={"name": name})
 
 
 _FAILED_JOBS: list[str] = []
@@ -141,6 +166,7 @@ def precheck(overrides: list[str]) -> None:
 
 def run(args: list[str]) -> None:
     precheck(overrides_in(args))
+    register_plugin_configs()
     sys.argv = ["intentgym", *args]
     hydra_main()
     if _FAILED_JOBS:
@@ -166,8 +192,14 @@ def list_components() -> None:
         )
         print(f"  {name:22s} phases: {' -> '.join(phases) or '(none: base probes only)'}")
     print("reward models:")
-    for name in REWARD_MODELS.names():
-        print(f"  {name}")
+    names = REWARD_MODELS.names()
+    for name in names:
+        origin = REWARD_MODELS.origin(name)
+        bare = name.rpartition("/")[2]
+        if "/" in name and bare in names and REWARD_MODELS.origin(bare) == origin:
+            continue  # shown under its bare name
+        where = "" if origin == "built-in" else f" [plugin: {origin}, also {origin}/{bare}]"
+        print(f"  {name:22s} {REWARD_MODELS.describe(name)}{where}")
     print("probes:")
     for name in PROBES.names():
         print(f"  {name}")

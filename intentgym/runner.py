@@ -8,6 +8,7 @@ Run directory layout (the Hydra run dir)::
     records/<phase>/<probe>.jsonl   per-item records
     phases/<phase>/adapter/     the phase's LoRA adapter (safetensors), or model/ for full FT
     FAILED                      present, with the error, when the run did not complete
+    reward_model.json           the run's reward model (name, origin, constructor arguments), once built
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class RunSettings:
     probes: dict[str, Any] = field(default_factory=dict)
     logger: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, Any] = field(default_factory=dict)
+    reward_model: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Limits:
                 setattr(config, attr, limit)
 
         cap("num_examples", self.train_examples)
+        cap("num_pairs", self.train_examples)
         cap("max_steps", self.train_steps, unset=-1)
         cap("n_items", self.probe_items)
         cap("max_items", self.probe_items, unset=0)
@@ -111,6 +114,8 @@ class Plan:
     probes: list[Any]
     logger: LoggerSettings
     raw: dict[str, Any]
+    #: the run's reward model: (registry name, constructor arguments), or None
+    reward_model: tuple[str, dict[str, Any]] | None = None
 
 
 def plan_run(cfg: dict[str, Any]) -> Plan:
@@ -118,6 +123,7 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     from intentgym.envs import env_framings, load_chat_jsonl
     from intentgym.models import check_model_name, resolve_device, resolve_dtype
     from intentgym.probes import PROBES
+    from intentgym.reward_models import REWARD_MODELS
     from intentgym.trainers import PHASES
 
     top = build_dataclass(RunSettings, cfg, "the run config")
@@ -161,7 +167,25 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
         config = build_dataclass(probe_cls.config_class, dict(pcfg or {}), f"probes.{name}")
         limits.apply(config)
         probes.append(probe_cls(config))
-    return Plan(top.seed, top.progress, model, env, trainer_name, phases, probes, logger, cfg)
+
+    rm_kwargs = dict(top.reward_model)
+    rm_name = rm_kwargs.pop("name", None)
+    reward_model = None
+    if rm_name not in (None, "none"):
+        REWARD_MODELS.check_kwargs(str(rm_name), rm_kwargs)  # unknown name or argument: fail now
+        reward_model = (str(rm_name), rm_kwargs)
+    return Plan(
+        top.seed,
+        top.progress,
+        model,
+        env,
+        trainer_name,
+        phases,
+        probes,
+        logger,
+        cfg,
+        reward_model,
+    )
 
 
 def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
@@ -178,7 +202,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
     partial = run_dir / "results.partial.jsonl"
     final = run_dir / "results.jsonl"
     failed = run_dir / "FAILED"
-    for stale in (partial, final, failed):
+    for stale in (partial, final, failed, run_dir / "reward_model.json"):
         stale.unlink(missing_ok=True)
     (run_dir / "config.yaml").write_text(_yaml(plan.raw))
 
@@ -241,6 +265,8 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     all_records[p.name] = result.records
                 return all_rows, all_records
 
+            artifacts: dict[str, Any] = {}
+            reward_models = _RunRewardModel(plan.reward_model, artifacts, run_dir, tracker)
             key = _base_key(plan, env)
             if key is not None and key in _BASE_RESULTS:
                 log.info(
@@ -258,9 +284,15 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                 # whether base results were reused): adapters are initialised from this seed.
                 transformers.set_seed(plan.seed)
                 phase_ctx = PhaseContext(
-                    run_dir / "phases" / label, plan.seed, tracker.report_to, plan.progress
+                    run_dir / "phases" / label,
+                    plan.seed,
+                    tracker.report_to,
+                    plan.progress,
+                    artifacts=artifacts,
+                    reward_model_factory=reward_models.get if plan.reward_model else None,
                 )
                 policy = phase.run(policy, env, phase_ctx)
+                emit(label, [{**r, "phase": label, **context} for r in phase_ctx.results], {})
                 probe(label)
         partial.rename(final)
         ok = True
@@ -270,6 +302,41 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
     finally:
         tracker.finish(ok)
     return final
+
+
+class _RunRewardModel:
+    """Builds the run's reward model when a phase first asks for it, and records how.
+
+    ``learned`` without a path uses the reward model that this run's ``reward`` phase trained
+    (rebuilt if a later ``reward`` phase trains another). The constructor arguments and the
+    plugin's origin go to ``reward_model.json`` in the run dir and to the W&B config.
+    """
+
+    def __init__(
+        self,
+        spec: tuple[str, dict[str, Any]] | None,
+        artifacts: dict[str, Any],
+        run_dir: Path,
+        tracker: Any,
+    ) -> None:
+        self.spec, self.artifacts, self.run_dir, self.tracker = spec, artifacts, run_dir, tracker
+        self._built: tuple[dict[str, Any], Any] | None = None
+
+    def get(self) -> Any:
+        from intentgym.reward_models import REWARD_MODELS
+
+        assert self.spec is not None
+        name, kwargs = self.spec[0], dict(self.spec[1])
+        if name == "learned" and kwargs.get("path") is None and "reward_model" in self.artifacts:
+            kwargs["path"] = self.artifacts["reward_model"]
+        if self._built is None or self._built[0] != kwargs:
+            instance = REWARD_MODELS.build(name, **kwargs)
+            info = instance.registry_info.as_dict()
+            (self.run_dir / "reward_model.json").write_text(json.dumps(info, indent=2) + "\n")
+            self.tracker.update_config({"reward_model": info})
+            log.info("reward model %s (%s) built with %s", name, info["origin"], kwargs)
+            self._built = (kwargs, instance)
+        return self._built[1]
 
 
 def _write_records(path: Path, records: list[dict[str, Any]]) -> None:

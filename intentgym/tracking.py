@@ -17,6 +17,9 @@ class NullTracker:
     def log_rows(self, rows: list[dict[str, Any]]) -> None:
         pass
 
+    def update_config(self, values: dict[str, Any]) -> None:
+        pass
+
     def finish(self, ok: bool = True) -> None:
         pass
 
@@ -61,6 +64,10 @@ class WandbTracker:
         flat = {f"probe/{r['phase']}/{r['probe']}/{r['metric']}": r["value"] for r in rows}
         self.run.log(flat)
         self.run.summary.update(flat)
+
+    def update_config(self, values: dict[str, Any]) -> None:
+        """Add to the run's config, e.g. the constructor arguments of a reward model it built."""
+        self.run.config.update(values, allow_val_change=True)
 
     def finish(self, ok: bool = True) -> None:
         self.run.finish(exit_code=0 if ok else 1)

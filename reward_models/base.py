@@ -2,7 +2,12 @@
 
 A reward model is any callable ``(prompts, completions, **kw) -> list[float]`` — TRL's reward
 function signature, so every plugin drops into TRL's online trainers unchanged. Extra dataset
-columns arrive as keyword lists (TRL passes them the same way).
+columns arrive as keyword lists (TRL passes them the same way). A judge may return ``None`` for an
+item it cannot score (e.g. too little probability on numbers); TRL's online trainers treat
+``None`` as "no reward for this item" and intentgym's probes count it as unscored, never as 0.
+
+Built-ins register with :func:`register_reward_model`; external packages through the
+``intentgym.reward_models`` entry-point group (see README, "Write a reward-model plugin").
 """
 
 from __future__ import annotations
@@ -14,16 +19,17 @@ from intentgym.registry import Registry
 
 Prompt = str | Sequence[dict[str, str]]
 Completion = str | Sequence[dict[str, str]]
+ENTRY_POINT_GROUP = "intentgym.reward_models"
 
 
 @runtime_checkable
 class RewardModel(Protocol):
     def __call__(
         self, prompts: Sequence[Prompt], completions: Sequence[Completion], **kwargs: Any
-    ) -> list[float]: ...
+    ) -> list[float | None]: ...
 
 
-REWARD_MODELS: Registry[RewardModel] = Registry("reward model")
+REWARD_MODELS: Registry[RewardModel] = Registry("reward model", ENTRY_POINT_GROUP)
 
 
 def register_reward_model(name: str) -> Any:
@@ -36,3 +42,16 @@ def completion_text(completion: Completion) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(m["content"] for m in completion if m.get("role") == "assistant")
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """The user's request in a prompt: the string itself, or the last user message's content."""
+    if isinstance(prompt, str):
+        return prompt
+    users = [m["content"] for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def check_lengths(prompts: Sequence[Any], completions: Sequence[Any]) -> None:
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")

@@ -4,3 +4,7 @@ from intentgym.trainers.phase import PHASES, Phase, PhaseContext
 from intentgym.trainers.sft import SFTPhase, SFTPhaseConfig
 
 __all__ = ["PHASES", "Phase", "PhaseContext", "SFTPhase", "SFTPhaseConfig"]
+
+# Registered lazily: importing the registry does not import their modules.
+PHASES.register("reward", "intentgym.trainers.reward:RewardPhase")
+PHASES.register("best_of_n", "intentgym.trainers.best_of_n:BestOfNPhase")

@@ -7,11 +7,13 @@ the policy after each one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from intentgym.envs.base import TextEnv
+from intentgym.errors import IntentgymError
 from intentgym.models import Policy
 from intentgym.registry import Registry
 
@@ -26,6 +28,22 @@ class PhaseContext:
     report_to: str = "none"
     #: show progress bars
     progress: bool = True
+    #: what earlier phases of this run produced, e.g. ``{"reward_model": "/path"}``
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    #: rows a phase measured about itself (probe, metric, value, ci_low, ci_high, n);
+    #: the runner writes them to results.jsonl under this phase
+    results: list[dict[str, Any]] = field(default_factory=list)
+    #: builds the run's ``reward_model`` (once) when a phase asks for it
+    reward_model_factory: Callable[[], Any] | None = None
+
+    def reward_model(self, phase: str) -> Any:
+        """The run's reward model; a clear error when the run did not configure one."""
+        if self.reward_model_factory is None:
+            raise IntentgymError(
+                f"phase {phase!r} needs a reward model: add reward_model=NAME to the run "
+                "(see `intentgym list` for the available ones)"
+            )
+        return self.reward_model_factory()
 
 
 class Phase(Protocol):

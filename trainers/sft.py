@@ -67,66 +67,75 @@ class SFTPhase:
         self.config = config
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
-        import torch
-        from datasets import Dataset
-        from peft import LoraConfig
-        from trl import SFTConfig, SFTTrainer
+        rows = env.demonstrations(self.config.num_examples, seed=ctx.seed)
+        return train_sft(policy, rows, self.config, ctx)
 
-        c = self.config
-        rows = env.demonstrations(c.num_examples, seed=ctx.seed)
-        dataset = Dataset.from_list(
-            [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
-        )
-        bf16 = policy.compute_dtype == torch.bfloat16
-        args = SFTConfig(
-            output_dir=str(ctx.output_dir / "trainer"),
-            num_train_epochs=c.epochs,
-            max_steps=c.max_steps,
-            learning_rate=c.learning_rate,
-            lr_scheduler_type=c.lr_scheduler,
-            warmup_steps=c.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
-            per_device_train_batch_size=c.batch_size,
-            gradient_accumulation_steps=c.grad_accum,
-            max_length=c.max_length,
-            completion_only_loss=True,
-            bf16=bf16,
-            use_cpu=policy.device.type == "cpu",
-            logging_steps=c.logging_steps,
-            save_strategy="no",
-            report_to=ctx.report_to,
-            seed=ctx.seed,
-            data_seed=ctx.seed,
-            disable_tqdm=not ctx.progress,
-            dataloader_num_workers=0,
-            # 135M parameters fit easily; recomputing activations would only cost time.
-            gradient_checkpointing=False,
-        )
-        peft_config: Any = None
-        if c.finetune == "lora":
-            peft_config = LoraConfig(
-                task_type="CAUSAL_LM",
-                r=c.lora_r,
-                lora_alpha=c.lora_alpha,
-                lora_dropout=c.lora_dropout,
-                target_modules=c.lora_target_modules,
-            )
-        trainer = SFTTrainer(
-            model=policy.model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=policy.tokenizer,
-            peft_config=peft_config,
-        )
-        result = trainer.train()
-        log.info("sft: %s", result.metrics)
-        policy.model = trainer.model
-        # The adapter (LoRA) or the full weights, as safetensors, then fold the adapter in so the
-        # next phase and the probes see the trained policy as a plain model.
-        policy.model.save_pretrained(ctx.output_dir / ("adapter" if peft_config else "model"))
-        merge_adapter(policy)
-        _remove_if_empty(ctx.output_dir / "trainer")
-        ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
-        return policy
+
+def train_sft(
+    policy: Policy, rows: list[dict[str, Any]], c: SFTPhaseConfig, ctx: PhaseContext
+) -> Policy:
+    """Fine-tune ``policy`` on prompt-completion ``rows``; save the adapter or weights; merge."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    dataset = Dataset.from_list(
+        [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+    )
+    bf16 = policy.compute_dtype == torch.bfloat16
+    args = SFTConfig(
+        output_dir=str(ctx.output_dir / "trainer"),
+        num_train_epochs=c.epochs,
+        max_steps=c.max_steps,
+        learning_rate=c.learning_rate,
+        lr_scheduler_type=c.lr_scheduler,
+        warmup_steps=c.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        per_device_train_batch_size=c.batch_size,
+        gradient_accumulation_steps=c.grad_accum,
+        max_length=c.max_length,
+        completion_only_loss=True,
+        bf16=bf16,
+        use_cpu=policy.device.type == "cpu",
+        logging_steps=c.logging_steps,
+        save_strategy="no",
+        report_to=ctx.report_to,
+        seed=ctx.seed,
+        data_seed=ctx.seed,
+        disable_tqdm=not ctx.progress,
+        dataloader_num_workers=0,
+        # 135M parameters fit easily; recomputing activations would only cost time.
+        gradient_checkpointing=False,
+    )
+    trainer = SFTTrainer(
+        model=policy.model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=policy.tokenizer,
+        peft_config=lora_config(c, "CAUSAL_LM") if c.finetune == "lora" else None,
+    )
+    result = trainer.train()
+    log.info("sft: %s", result.metrics)
+    policy.model = trainer.model
+    # The adapter (LoRA) or the full weights, as safetensors, then fold the adapter in so the
+    # next phase and the probes see the trained policy as a plain model.
+    policy.model.save_pretrained(ctx.output_dir / ("adapter" if c.finetune == "lora" else "model"))
+    merge_adapter(policy)
+    _remove_if_empty(ctx.output_dir / "trainer")
+    ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
+    return policy
+
+
+def lora_config(c: Any, task_type: str) -> Any:
+    """peft ``LoraConfig`` from a phase config's ``lora_*`` settings."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        task_type=task_type,
+        r=c.lora_r,
+        lora_alpha=c.lora_alpha,
+        lora_dropout=c.lora_dropout,
+        target_modules=c.lora_target_modules,
+    )
 
 
 def _remove_if_empty(path: Path) -> None:
