@@ -110,6 +110,8 @@ class StubServer:
     def __init__(self, script):
         self.script = list(script)
         self.requests: list[dict] = []
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -118,8 +120,21 @@ class StubServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append(body)
-                action = stub.script.pop(0) if len(stub.script) > 1 else stub.script[0]
+                with stub.lock:
+                    stub.requests.append(body)
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                    action = stub.script.pop(0) if len(stub.script) > 1 else stub.script[0]
+                try:
+                    self._answer(action)
+                finally:
+                    with stub.lock:
+                        stub.in_flight -= 1
+
+            def _answer(self, action):
+                if action == "busy":  # slow, but within the client's timeout
+                    time.sleep(0.1)
+                    action = "ok"
                 if action == "slow":
                     time.sleep(1.0)
                     action = "ok"
@@ -199,6 +214,12 @@ def test_openai_judge_weights_number_logprobs(stub):
     assert "fine answer" in server.requests[0]["messages"][0]["content"]
     # Without logprobs the written number is parsed.
     assert _judge(server.url, use_logprobs=False)(Q, ["x"]) == [80.0]
+
+
+def test_openai_judge_keeps_to_its_concurrency_limit(stub):
+    server = stub("busy")
+    assert len(_judge(server.url, concurrency=2)(Q * 8, ["x"] * 8)) == 8
+    assert server.max_in_flight == 2
 
 
 def test_openai_judge_retries_a_timeout(stub):

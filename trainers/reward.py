@@ -27,7 +27,7 @@ from intentgym.errors import IntentgymError
 from intentgym.models import Policy
 from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.trainers.phase import PHASES, PhaseContext
-from intentgym.trainers.sft import _remove_if_empty, lora_config
+from intentgym.trainers.sft import _remove_if_empty, lora_config, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -136,25 +136,7 @@ def train_reward_model(
         )
     model.config.pad_token_id = policy.tokenizer.pad_token_id
     model.to(policy.device)
-    args = RewardConfig(
-        output_dir=str(ctx.output_dir / "trainer"),
-        num_train_epochs=c.epochs,
-        max_steps=c.max_steps,
-        learning_rate=c.learning_rate,
-        per_device_train_batch_size=c.batch_size,
-        gradient_accumulation_steps=c.grad_accum,
-        max_length=c.max_length,
-        bf16=policy.compute_dtype == torch.bfloat16,
-        use_cpu=policy.device.type == "cpu",
-        logging_steps=c.logging_steps,
-        save_strategy="no",
-        report_to=ctx.report_to,
-        seed=ctx.seed,
-        data_seed=ctx.seed,
-        disable_tqdm=not ctx.progress,
-        dataloader_num_workers=0,
-        gradient_checkpointing=False,
-    )
+    args = RewardConfig(**training_arguments(c, policy, ctx))
     trainer = RewardTrainer(
         model=model,
         args=args,

@@ -75,36 +75,17 @@ def train_sft(
     policy: Policy, rows: list[dict[str, Any]], c: SFTPhaseConfig, ctx: PhaseContext
 ) -> Policy:
     """Fine-tune ``policy`` on prompt-completion ``rows``; save the adapter or weights; merge."""
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     dataset = Dataset.from_list(
         [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
     )
-    bf16 = policy.compute_dtype == torch.bfloat16
     args = SFTConfig(
-        output_dir=str(ctx.output_dir / "trainer"),
-        num_train_epochs=c.epochs,
-        max_steps=c.max_steps,
-        learning_rate=c.learning_rate,
+        **training_arguments(c, policy, ctx),
         lr_scheduler_type=c.lr_scheduler,
         warmup_steps=c.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
-        per_device_train_batch_size=c.batch_size,
-        gradient_accumulation_steps=c.grad_accum,
-        max_length=c.max_length,
         completion_only_loss=True,
-        bf16=bf16,
-        use_cpu=policy.device.type == "cpu",
-        logging_steps=c.logging_steps,
-        save_strategy="no",
-        report_to=ctx.report_to,
-        seed=ctx.seed,
-        data_seed=ctx.seed,
-        disable_tqdm=not ctx.progress,
-        dataloader_num_workers=0,
-        # 135M parameters fit easily; recomputing activations would only cost time.
-        gradient_checkpointing=False,
     )
     trainer = SFTTrainer(
         model=policy.model,
@@ -123,6 +104,34 @@ def train_sft(
     _remove_if_empty(ctx.output_dir / "trainer")
     ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
     return policy
+
+
+def training_arguments(c: Any, policy: Policy, ctx: PhaseContext) -> dict[str, Any]:
+    """The transformers/TRL training arguments every phase shares, from a phase config's
+    ``epochs``, ``max_steps``, ``learning_rate``, ``batch_size``, ``grad_accum``, ``max_length``
+    and ``logging_steps``."""
+    import torch
+
+    return {
+        "output_dir": str(ctx.output_dir / "trainer"),
+        "num_train_epochs": c.epochs,
+        "max_steps": c.max_steps,
+        "learning_rate": c.learning_rate,
+        "per_device_train_batch_size": c.batch_size,
+        "gradient_accumulation_steps": c.grad_accum,
+        "max_length": c.max_length,
+        "bf16": policy.compute_dtype == torch.bfloat16,
+        "use_cpu": policy.device.type == "cpu",
+        "logging_steps": c.logging_steps,
+        "save_strategy": "no",
+        "report_to": ctx.report_to,
+        "seed": ctx.seed,
+        "data_seed": ctx.seed,
+        "disable_tqdm": not ctx.progress,
+        "dataloader_num_workers": 0,
+        # 135M parameters fit easily; recomputing activations would only cost time.
+        "gradient_checkpointing": False,
+    }
 
 
 def lora_config(c: Any, task_type: str) -> Any:
