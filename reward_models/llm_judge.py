@@ -14,6 +14,8 @@ Two backends:
   (SmolLM2, Llama 2, Qwen, Mistral spell numbers digit by digit) each number's probability is
   computed exactly: P(its tokens) x P(the next token does not continue the number). All 101
   numbers share the judge prompt's KV cache and are scored in a few batched forward passes.
+  ``answer_prefix`` starts the judge's reply for it (e.g. ``"Score: "``): small models then put
+  nearly all their probability on numbers instead of on a preamble.
 * ``backend=openai`` — any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, llama.cpp
   server, ...). One token is requested with ``top_logprobs`` and the numbers among them are
   weighted (the paper's method; it assumes the server's tokenizer has one token per number, true
@@ -124,6 +126,7 @@ class LLMJudge:
         concurrency: int = 4,
         use_logprobs: bool = True,
         top_logprobs: int = 20,
+        answer_prefix: str = "",
     ) -> None:
         if backend not in BACKENDS:
             raise invalid_choice("llm_judge backend", backend, BACKENDS)
@@ -133,8 +136,14 @@ class LLMJudge:
         self.min_number_mass = min_number_mass
         self.backend: HFNumberScorer | OpenAINumberScorer
         if backend == "hf":
-            self.backend = HFNumberScorer(model, dtype=dtype, device=device)
+            self.backend = HFNumberScorer(
+                model, dtype=dtype, device=device, answer_prefix=answer_prefix
+            )
         else:
+            if answer_prefix:
+                raise IntentgymError(
+                    "llm_judge answer_prefix is only supported by backend=hf (got backend=openai)"
+                )
             if not base_url:
                 raise IntentgymError(
                     "llm_judge backend=openai needs base_url (e.g. http://127.0.0.1:8000/v1)"
@@ -176,12 +185,15 @@ class LLMJudge:
 class HFNumberScorer:
     """Exact probabilities of the answers "0" ... "100" under a local chat model."""
 
-    def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto") -> None:
+    def __init__(
+        self, model: str, *, dtype: str = "auto", device: str = "auto", answer_prefix: str = ""
+    ) -> None:
         import torch
 
         from intentgym.models import load_policy
 
         self.policy = load_policy(model, dtype=dtype, device=device)
+        self.answer_prefix = answer_prefix
         tok = self.policy.tokenizer
         self.number_ids = {n: tok(str(n), add_special_tokens=False)["input_ids"] for n in NUMBERS}
         self.single_token = all(len(ids) == 1 for ids in self.number_ids.values())
@@ -206,7 +218,7 @@ class HFNumberScorer:
         from intentgym.generation import chat_prompts
 
         prompts = chat_prompts(self.policy, [[{"role": "user", "content": t}] for t in texts])
-        return [self._one(p) for p in prompts]
+        return [self._one(p + self.answer_prefix) for p in prompts]
 
     def _one(self, prompt: str) -> dict[int, float]:
         import torch

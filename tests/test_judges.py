@@ -99,6 +99,19 @@ def test_judge_rejects_bad_settings():
         REWARD_MODELS.build("llm_judge", backend="grpc")
     with pytest.raises(IntentgymError, match="needs base_url"):
         REWARD_MODELS.build("llm_judge", backend="openai")
+    with pytest.raises(IntentgymError, match="answer_prefix is only supported by backend=hf"):
+        REWARD_MODELS.build(
+            "llm_judge", backend="openai", base_url="http://127.0.0.1:9/v1", answer_prefix="x"
+        )
+
+
+def test_hf_judge_answer_prefix_starts_the_reply():
+    plain = REWARD_MODELS.build("llm_judge", model="tiny-random", dtype="float32")
+    prefixed = REWARD_MODELS.build(
+        "llm_judge", model="tiny-random", dtype="float32", answer_prefix="Score: "
+    )
+    answer = ["Take a break and ask a friend."]
+    assert plain.distributions(Q, answer)[0] != prefixed.distributions(Q, answer)[0]
 
 
 # --- OpenAI-compatible endpoint: a real HTTP server on 127.0.0.1 -------------------------------
