@@ -181,3 +181,48 @@ def test_reward_model_arguments_reach_the_wandb_config(tmp_path):
     data = log.read_bytes()
     assert b'{"name":"regex","origin":"built-in","kwargs":{' in data
     assert b'"patterns":["sorry"]' in data
+
+
+def test_registry_reward_models_drop_into_trl_grpo(tiny_policy, tmp_path):
+    """The interface claim: a registry reward model (or plugin) is a valid TRL reward function."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from intentgym.reward_models import REWARD_MODELS
+
+    funcs = [
+        REWARD_MODELS.build("regex", patterns=["a"], preset=None),
+        REWARD_MODELS.build("bandit"),
+    ]
+    if importlib.util.find_spec(PLUGIN) is not None:
+        funcs.append(REWARD_MODELS.build("short_answer", target_words=3))
+    data = Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": f"Write line {i}"}], "topic": str(i)}
+            for i in range(4)
+        ]
+    )
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=8,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+    )
+    trainer = GRPOTrainer(
+        model=tiny_policy.model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=data,
+        processing_class=tiny_policy.tokenizer,
+    )
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    for func in funcs:
+        assert f"rewards/{type(func).__name__}/mean" in logged
