@@ -233,7 +233,12 @@ class HFNumberScorer:
             if self.single_token:  # the paper's method: one next-token distribution
                 return {n: math.exp(first[t[0]]) for n, t in self.number_ids.items()}
             width, n = ids.shape[1], len(self.nodes)
-            mask = torch.cat([torch.ones((n, width), dtype=torch.bool), self.tree_mask], dim=1)
+            mask: torch.Tensor = torch.cat(
+                [torch.ones((n, width), dtype=torch.bool), self.tree_mask], dim=1
+            )
+            if policy.model.config._attn_implementation == "eager":
+                # Eager attention adds the mask to the scores; SDPA takes it as booleans.
+                mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
             logits = (
                 policy.model(
                     input_ids=torch.tensor([[node[-1] for node in self.nodes]], device=device),

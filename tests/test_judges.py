@@ -86,6 +86,9 @@ def test_hf_judge_number_probabilities_match_direct_scoring():
         assert dist[n] == pytest.approx(math.exp(seq_lp) * (1 - p_continue), rel=1e-3)
     score = judge(Q, answer)[0]
     assert score == pytest.approx(expected_score(dist, 0.0))
+    backend.policy.model.set_attn_implementation("eager")  # the tree mask works under both
+    eager = judge.distributions(Q, answer)[0]
+    assert all(eager[n] == pytest.approx(dist[n], rel=1e-4) for n in dist)
 
 
 def test_judge_rejects_bad_settings():
