@@ -175,12 +175,12 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     reward_model = None
     if rm_name not in (None, "none"):
         REWARD_MODELS.check_kwargs(str(rm_name), rm_kwargs)  # unknown name or argument: fail now
-        if rm_name == "learned" and rm_kwargs.get("path") is None and "reward" not in kinds:
+        reward_model = (str(rm_name), rm_kwargs)
+        if _trained_in_run(reward_model) and "reward" not in kinds:
             raise IntentgymError(
                 "reward_model=learned needs reward_model.path=DIR (a saved reward model) or a "
                 "'reward' phase in the trainer to train one"
             )
-        reward_model = (str(rm_name), rm_kwargs)
     return Plan(
         top.seed,
         top.progress,
@@ -317,6 +317,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
 
 
 def _trained_in_run(spec: tuple[str, dict[str, Any]]) -> bool:
+    """True for ``learned`` without a path: the reward model this run's reward phase trains."""
     return spec[0] == "learned" and spec[1].get("path") is None
 
 

@@ -87,30 +87,32 @@ class BestOfNPhase:
             k: [t.meta.get(k) for t in tasks for _ in range(c.samples_per_prompt)]
             for k in meta_keys
         }
-        rewards = reward_model(
+        raw = reward_model(
             conversations, [[{"role": "assistant", "content": x}] for x in completions], **columns
         )
-        if len(rewards) != len(completions):
+        if len(raw) != len(completions):
             raise IntentgymError(
-                f"reward model returned {len(rewards)} scores for {len(completions)} completions"
+                f"reward model returned {len(raw)} scores for {len(completions)} completions"
             )
+        # None (unscored) becomes NaN: never the best sample, never averaged.
+        rewards = [math.nan if r is None else float(r) for r in raw]
 
         rows, records, kept_rewards = [], [], []
         for i, task in enumerate(tasks):
             span = range(i * c.samples_per_prompt, (i + 1) * c.samples_per_prompt)
-            scored = [j for j in span if rewards[j] is not None and not math.isnan(rewards[j])]  # type: ignore[arg-type]
-            best = max(scored, key=lambda j: rewards[j], default=None)  # type: ignore[arg-type, return-value]
-            keep = best is not None and (c.min_reward is None or rewards[best] >= c.min_reward)  # type: ignore[operator]
-            if keep:
-                answer = [{"role": "assistant", "content": completions[best]}]  # type: ignore[index]
+            scored = [j for j in span if not math.isnan(rewards[j])]
+            best = max(scored, key=lambda j: rewards[j]) if scored else None
+            keep = best is not None and (c.min_reward is None or rewards[best] >= c.min_reward)
+            if best is not None and keep:
+                answer = [{"role": "assistant", "content": completions[best]}]
                 rows.append({"prompt": list(task.messages), "completion": answer})
-                kept_rewards.append(float(rewards[best]))  # type: ignore[arg-type]
+                kept_rewards.append(rewards[best])
             for j in span:
                 records.append(
                     {
                         "prompt_index": i,
                         "completion": completions[j],
-                        "reward": rewards[j],
+                        "reward": raw[j],
                         "kept": keep and j == best,
                     }
                 )
@@ -118,7 +120,7 @@ class BestOfNPhase:
         with (ctx.output_dir / "samples.jsonl").open("w") as f:
             for r in records:
                 f.write(json.dumps(r) + "\n")
-        all_scored = [float(r) for r in rewards if r is not None and not math.isnan(r)]
+        all_scored = [r for r in rewards if not math.isnan(r)]
         ctx.results += [
             _row("mean_reward_all", all_scored),
             _row("mean_reward_kept", kept_rewards),
