@@ -27,35 +27,27 @@ from intentgym.errors import IntentgymError
 from intentgym.models import Policy
 from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.trainers.phase import PHASES, PhaseContext
-from intentgym.trainers.sft import _remove_if_empty, lora_config, training_arguments
+from intentgym.trainers.sft import (
+    TrainingSettings,
+    _remove_if_empty,
+    lora_config,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class RewardPhaseConfig:
-    """Settings of the ``reward`` phase."""
+class RewardPhaseConfig(TrainingSettings):
+    """Settings of the ``reward`` phase (plus the shared optimiser and LoRA settings)."""
 
     num_pairs: int = field(default=256, metadata={"help": "Preference pairs drawn from the env."})
     eval_fraction: float = field(
         default=0.2, metadata={"help": "Share of pairs held out to measure pairwise accuracy."}
     )
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the training pairs."})
-    max_steps: int = field(default=-1, metadata={"help": "Optimiser steps cap (-1: all epochs)."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate."})
-    batch_size: int = field(default=8, metadata={"help": "Pairs per device per step."})
-    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
-    max_length: int = field(default=1024, metadata={"help": "Truncate each side to this length."})
-    finetune: str = field(default="lora", metadata={"help": "'lora' or 'full'."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
-    lora_target_modules: str = field(default="all-linear", metadata={"help": "LoRA targets."})
-    logging_steps: int = field(default=5, metadata={"help": "Log every N steps."})
 
     def __post_init__(self) -> None:
-        if self.finetune not in ("lora", "full"):
-            raise IntentgymError(f"unknown finetune {self.finetune!r}; valid choices: full, lora")
+        super().__post_init__()
         if self.num_pairs < 2:
             raise IntentgymError(f"num_pairs must be >= 2, got {self.num_pairs}")
         if not 0.0 < self.eval_fraction < 1.0:

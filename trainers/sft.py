@@ -17,14 +17,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SFTPhaseConfig:
-    """Settings of the ``sft`` phase. Defaults suit SmolLM2-135M with LoRA on a laptop CPU."""
+class TrainingSettings:
+    """Optimiser and LoRA settings shared by every phase that trains through TRL."""
 
-    num_examples: int = field(
-        default=256,
-        metadata={"help": "Demonstrations drawn from the env (distinct, in its framing)."},
-    )
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the demonstrations."})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the training data."})
     max_steps: int = field(
         default=-1, metadata={"help": "Stop after this many optimiser steps (-1: run all epochs)."}
     )
@@ -32,8 +28,6 @@ class SFTPhaseConfig:
         default=2e-4,
         metadata={"help": "Peak learning rate. LoRA tolerates ~10x the full fine-tuning rate."},
     )
-    lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps spent warming up."})
     batch_size: int = field(default=8, metadata={"help": "Examples per device per step."})
     grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
     max_length: int = field(
@@ -53,6 +47,21 @@ class SFTPhaseConfig:
     def __post_init__(self) -> None:
         if self.finetune not in ("lora", "full"):
             raise IntentgymError(f"unknown finetune {self.finetune!r}; valid choices: full, lora")
+
+
+@dataclass
+class SFTPhaseConfig(TrainingSettings):
+    """Settings of the ``sft`` phase. Defaults suit SmolLM2-135M with LoRA on a laptop CPU."""
+
+    num_examples: int = field(
+        default=256,
+        metadata={"help": "Demonstrations drawn from the env (distinct, in its framing)."},
+    )
+    lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps spent warming up."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.num_examples < 1:
             raise IntentgymError(f"num_examples must be >= 1, got {self.num_examples}")
 
@@ -106,10 +115,8 @@ def train_sft(
     return policy
 
 
-def training_arguments(c: Any, policy: Policy, ctx: PhaseContext) -> dict[str, Any]:
-    """The transformers/TRL training arguments every phase shares, from a phase config's
-    ``epochs``, ``max_steps``, ``learning_rate``, ``batch_size``, ``grad_accum``, ``max_length``
-    and ``logging_steps``."""
+def training_arguments(c: TrainingSettings, policy: Policy, ctx: PhaseContext) -> dict[str, Any]:
+    """The transformers/TRL training arguments every phase shares."""
     import torch
 
     return {
@@ -134,7 +141,7 @@ def training_arguments(c: Any, policy: Policy, ctx: PhaseContext) -> dict[str, A
     }
 
 
-def lora_config(c: Any, task_type: str) -> Any:
+def lora_config(c: TrainingSettings, task_type: str) -> Any:
     """peft ``LoraConfig`` from a phase config's ``lora_*`` settings."""
     from peft import LoraConfig
 
