@@ -86,3 +86,32 @@ def test_bf16_scoring_stays_close_to_fp32(tiny_policy_factory):
     fp32 = continuation_logprobs(tiny_policy_factory("float32"), prompts, conts)
     bf16 = continuation_logprobs(tiny_policy_factory("bfloat16"), prompts, conts)
     assert max(abs(a - b) for a, b in zip(fp32, bf16, strict=True)) < 0.5
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("row_tokens", [8, 512])
+def test_shared_prefix_tries_score_exactly_like_separate_passes(tiny_policy, attention, row_tokens):
+    # A common header (cached once), prompts that are prefixes of each other, repeated pairs,
+    # and rows too short for one sequence: every case of the trie packing.
+    header = "<|im_start|>system\nbe brief<|im_end|>\n"
+    prompts = [header + s for s in ("q one", "q one two", "q one", "q two", "q one two three")]
+    conts = [" (A)", " (B) b", " (A)", " long answer here", "!"]
+    tiny_policy.model.set_attn_implementation(attention)
+    try:
+        got = continuation_logprobs(
+            tiny_policy, prompts, conts, batch_size=2, row_tokens=row_tokens
+        )
+    finally:
+        tiny_policy.model.set_attn_implementation("sdpa")
+    for value, prompt, cont in zip(got, prompts, conts, strict=True):
+        assert value == pytest.approx(_reference_logprob(tiny_policy, prompt, cont), abs=1e-4)
+
+
+def test_attention_without_4d_masks_falls_back_to_separate_passes(tiny_policy, monkeypatch):
+    from intentgym import scoring
+
+    prompts, conts = ["one prompt", "another prompt"], [" (A)", " (B) more"]
+    monkeypatch.setattr(scoring, "_attention", lambda policy: "flash_attention_2")
+    got = continuation_logprobs(tiny_policy, prompts, conts)
+    for value, prompt, cont in zip(got, prompts, conts, strict=True):
+        assert value == pytest.approx(_reference_logprob(tiny_policy, prompt, cont), abs=1e-4)
