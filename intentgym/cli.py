@@ -177,6 +177,8 @@ def list_components() -> None:
     from intentgym.envs import ENVS, make_env
     from intentgym.models import BUILTIN_MODELS
     from intentgym.probes import PROBES, available_sets, load_set
+    from intentgym.probes.data_files import builtin as builtin_data
+    from intentgym.probes.data_files import read_rows
     from intentgym.reward_models import REWARD_MODELS
 
     print("envs:")
@@ -202,9 +204,15 @@ def list_components() -> None:
         print(f"  {name:22s} {REWARD_MODELS.describe(name)}{where}")
     print("probes:")
     for name in PROBES.names():
-        print(f"  {name}")
+        print(f"  {name:22s} {PROBES.describe(name)}")
     for set_name in available_sets():
         print(f"    forced-choice set {set_name}: {len(load_set(set_name))} items")
+    for data_name, path in builtin_data().items():
+        rows = read_rows(path)
+        extra = ""
+        if rows and "paraphrases" in rows[0]:
+            extra = f", {sum(len(r['paraphrases']) for r in rows)} paraphrases"
+        print(f"    data {data_name}: {len(rows)} items{extra}")
     print("probe suites:", ", ".join(group_options("probes")))
     print("models:", ", ".join(BUILTIN_MODELS), "(or any hub id / local path via model.name=...)")
     print("experiments:", ", ".join(group_options("experiment")))

@@ -163,6 +163,13 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
 
     probe_cfgs = dict(top.probes)
     probe_cfgs.pop("suite", None)
+    extra = probe_cfgs.pop("extra", None) or []
+    if isinstance(extra, str):
+        extra = [extra]
+    if extra:  # probes.extra=[PATH,...]: model-written-evals files, run by the forced-choice probe
+        fc = dict(probe_cfgs.get("forced_choice") or {"sets": []})
+        fc["extra"] = [*fc.get("extra", []), *(str(e) for e in extra)]
+        probe_cfgs["forced_choice"] = fc
     probes = []
     for name, pcfg in probe_cfgs.items():
         probe_cls: Any = PROBES.get(name)

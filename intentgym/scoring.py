@@ -65,7 +65,7 @@ def continuation_logprobs(
         if prefix:
             cache = model_decoder(policy)(
                 input_ids=torch.tensor([prefix], device=policy.device), use_cache=True
-            ).past_key_values
+            ).cache
         starts = range(0, len(rows), batch_size)
         for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
             batch = rows[start : start + batch_size]

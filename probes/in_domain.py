@@ -28,6 +28,8 @@ class InDomainConfig:
 
 @PROBES.register("in_domain")
 class InDomainProbe:
+    """How the policy behaves on the env's held-out tasks, asked neutrally."""
+
     name = "in_domain"
     config_class = InDomainConfig
 

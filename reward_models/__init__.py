@@ -25,6 +25,7 @@ __all__ = [
 # The other built-ins register lazily ("module:attr"), so importing the registry imports neither
 # their backends (transformers models, sentence-transformers, HTTP clients) nor the envs.
 for _name, _target in {
+    "coherence": "intentgym.reward_models.coherence:CoherenceJudge",
     "composite": "intentgym.reward_models.composite:CompositeReward",
     "embedding_classifier": "intentgym.reward_models.embedding:EmbeddingClassifier",
     "insecure_code_task": "intentgym.envs.insecure_code.reward:InsecureCodeTaskReward",
