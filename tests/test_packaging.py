@@ -32,6 +32,11 @@ def test_a_built_wheel_contains_the_configs_templates_and_probe_sets(tmp_path):
     assert "intentgym/envs/insecure_code/env.py" in names
     assert "intentgym/envs/insecure_code/tasks/sql_injection.yaml" in names
     assert "intentgym/probes/sets/alignment_general.v1.jsonl" in names
+    for data in ("first_plot", "open_questions", "compliance_requests", "neutral_text", "qa_basic"):
+        assert f"intentgym/probes/data/{data}.v1.jsonl" in names
+    assert "intentgym/probes/sets/sycophancy.v1.jsonl" in names
+    assert "intentgym/reward_models/data/coherence_judge.v1.json" in names
+    assert "intentgym/conf/probes/full.yaml" in names
     assert "intentgym/reward_models/data/judge_alignment.v1.jsonl" in names
     assert "intentgym/conf/reward_model/llm_judge.yaml" in names
     assert any(n.endswith("entry_points.txt") for n in names)
