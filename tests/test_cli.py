@@ -29,7 +29,9 @@ def test_smoke_run_writes_results_records_adapter_and_report(tmp_path):
     rows = _results(run_dir)
     assert rows and all(set(r) >= REQUIRED_KEYS for r in rows)
     assert {r["phase"] for r in rows} == {"base", "sft"}
-    assert {r["probe"] for r in rows} == {"in_domain", "forced_choice"}
+    assert {r["probe"] for r in rows} == {
+        "in_domain", "forced_choice", "free_form", "compliance_gap", "capability"
+    }
     assert all(r["dtype"] in ("bfloat16", "float32") for r in rows)
     assert (run_dir / "records" / "sft" / "forced_choice.jsonl").exists()
     assert (run_dir / "phases" / "sft" / "adapter" / "adapter_model.safetensors").exists()
