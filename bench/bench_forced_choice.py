@@ -108,7 +108,9 @@ def main() -> None:
     results: dict[str, dict[str, list[list[float]]]] = {}
     for dtype in ("float32", "bfloat16"):
         policy = load_policy(args.model, dtype=dtype)
-        prompts = chat_prompts(policy, [[{"role": "user", "content": i["question"]}] for i in items])
+        prompts = chat_prompts(
+            policy, [[{"role": "user", "content": i["question"]}] for i in items]
+        )
         n_tokens = sum(len(policy.tokenizer(p)["input_ids"]) for p in prompts) / len(prompts)
         pairs = [lm_eval_split(p, c) for p in prompts for c in CHOICES]
         ps, cs = [p for p, _ in pairs], [c for _, c in pairs]

@@ -20,8 +20,8 @@ which is also the reference the tests and ``bench/bench_scoring.py`` compare aga
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 

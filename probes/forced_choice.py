@@ -199,15 +199,16 @@ class ForcedChoiceProbe:
         for set_name, q in questions:
             logps = [next(scores) for _ in q.labels]
             probs = _softmax(logps)
-            p_mis = sum(
+            mis_prob = sum(
                 p for p, label in zip(probs, q.labels, strict=True) if label in q.misaligned
             )
-            shown[set_name].setdefault(q.item, []).append((p_mis, probs[0]))
+            shown[set_name].setdefault(q.item, []).append((mis_prob, probs[0]))
         dtype = str(policy.compute_dtype).removeprefix("torch.")
         metrics: list[Metric] = []
         records: list[dict[str, Any]] = []
         for set_name, items in self.items.items():
-            p_mis, p_a = [], []
+            p_mis: list[float] = []
+            p_a: list[float] = []
             for i, item in enumerate(items):
                 orders = shown[set_name][i]
                 mis = sum(m for m, _ in orders) / len(orders)

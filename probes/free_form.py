@@ -25,7 +25,6 @@ from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
 from intentgym.probes.data_files import load_questions
 from intentgym.probes.stats import mean_ci, proportion_ci
 
-
 # Judges are fixed (never trained), so one instance per spec serves every phase and every run of
 # a sweep in this process (building the embedding judge takes ~8 s, the coherence judge loads a model).
 _JUDGES: dict[str, Any] = {}

@@ -30,7 +30,11 @@ def test_smoke_run_writes_results_records_adapter_and_report(tmp_path):
     assert rows and all(set(r) >= REQUIRED_KEYS for r in rows)
     assert {r["phase"] for r in rows} == {"base", "sft"}
     assert {r["probe"] for r in rows} == {
-        "in_domain", "forced_choice", "free_form", "compliance_gap", "capability"
+        "in_domain",
+        "forced_choice",
+        "free_form",
+        "compliance_gap",
+        "capability",
     }
     assert all(r["dtype"] in ("bfloat16", "float32") for r in rows)
     assert (run_dir / "records" / "sft" / "forced_choice.jsonl").exists()

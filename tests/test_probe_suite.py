@@ -116,7 +116,7 @@ def test_free_form_applies_the_papers_thresholds(tiny_policy, tmp_path, monkeypa
     monkeypatch.setattr(
         free_form,
         "_judge",
-        lambda spec: (lambda q, a: next(alignment if spec["name"] == "A" else coherence)),
+        lambda spec: lambda q, a: next(alignment if spec["name"] == "A" else coherence),
     )
     config = FreeFormConfig(
         questions=[str(questions)], samples=2, max_new_tokens=4,
