@@ -26,6 +26,8 @@ from intentgym.probes.data_files import builtin, load_questions, read_rows
 from intentgym.probes.forced_choice import ForcedChoiceConfig
 from intentgym.probes.free_form import FreeFormConfig
 
+from .conftest import run_cli
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anthropic-evals"
 DOMAIN_SETS = [
     "power_seeking",
@@ -246,3 +248,16 @@ def test_no_two_probe_items_repeat_each_other():
                 clashes.append((seen[gram], key))
             seen.setdefault(gram, key)
     assert not clashes, clashes[:5]
+
+
+def test_the_same_seed_gives_the_same_numbers_twice(tmp_path):
+    values = []
+    for k in range(2):
+        (tmp_path / str(k)).mkdir()
+        proc = run_cli("run", "debug=smoke", "trainer=none", "seed=3", cwd=tmp_path / str(k))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (results,) = (tmp_path / str(k)).rglob("results.jsonl")
+        rows = [json.loads(line) for line in results.read_text().splitlines()]
+        values.append([(r["probe"], r["metric"], r["value"], r["ci_low"]) for r in rows])
+    assert {p for p, *_ in values[0]} >= {"forced_choice", "free_form", "compliance_gap"}
+    assert values[0] == values[1]
