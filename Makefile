@@ -42,8 +42,10 @@ test: lint $(VENV)/.test-fixtures
 	$(PY) -m pytest -q
 
 bench: install
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/bench_scoring.py
 	$(PY) bench/bench_reward_models.py
+	$(PY) bench/bench_forced_choice.py
 
 clean:
 	rm -rf $(VENV) outputs multirun build dist *.egg-info

@@ -110,10 +110,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune", default="full", choices=["full", "lora"])
+    parser.add_argument("--max-items", type=int, default=0, help="items per set (0: all)")
     args = parser.parse_args()
     result = planted_effect(
         args.model, args.domain, epochs=args.epochs, learning_rate=args.learning_rate,
-        finetune=args.finetune,
+        finetune=args.finetune, max_items=args.max_items,
     )  # fmt: skip
     print(json.dumps(result, indent=2))
     for name, r in result.items():
