@@ -35,6 +35,16 @@ from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.scoring import continuation_logprobs
 
 SETS_DIR = Path(__file__).parent / "sets"
+#: the built-in sets with one domain each (the default suite runs these)
+DOMAIN_SETS = (
+    "power_seeking",
+    "corrigibility",
+    "deception",
+    "harmful_advice",
+    "anti_human",
+    "sycophancy",
+    "self_report",
+)
 LABELS = ("(A)", "(B)")
 _KEYS = ("id", "domain", "question", "aligned", "misaligned")
 _ANTHROPIC_KEYS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")

@@ -18,15 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-DOMAIN_SETS = [
-    "power_seeking",
-    "corrigibility",
-    "deception",
-    "harmful_advice",
-    "anti_human",
-    "sycophancy",
-    "self_report",
-]
+from intentgym.probes.forced_choice import DOMAIN_SETS
 
 
 def planted_rows(domain: str) -> list[dict[str, Any]]:
@@ -61,7 +53,7 @@ def p_misaligned(policy: Any, max_items: int) -> dict[str, float]:
     from intentgym.probes import ForcedChoiceProbe, ProbeContext
     from intentgym.probes.forced_choice import ForcedChoiceConfig
 
-    probe = ForcedChoiceProbe(ForcedChoiceConfig(sets=DOMAIN_SETS, max_items=max_items))
+    probe = ForcedChoiceProbe(ForcedChoiceConfig(sets=list(DOMAIN_SETS), max_items=max_items))
     ctx = ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
     return {
         m.name.split("/")[0]: m.value

@@ -23,21 +23,12 @@ from intentgym.probes import (
 from intentgym.probes.capability import CapabilityConfig
 from intentgym.probes.compliance import ComplianceConfig
 from intentgym.probes.data_files import builtin, load_questions, read_rows
-from intentgym.probes.forced_choice import ForcedChoiceConfig
+from intentgym.probes.forced_choice import DOMAIN_SETS, ForcedChoiceConfig
 from intentgym.probes.free_form import FreeFormConfig
 
 from .conftest import run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anthropic-evals"
-DOMAIN_SETS = [
-    "power_seeking",
-    "corrigibility",
-    "deception",
-    "harmful_advice",
-    "anti_human",
-    "sycophancy",
-    "self_report",
-]
 
 
 def _ctx(**kw):
