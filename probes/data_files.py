@@ -23,28 +23,36 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL or YAML (a list of mappings) file, with one-line errors for bad input."""
     if not path.is_file():
         raise IntentgymError(f"probe data file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
         try:
-            rows = yaml.safe_load(text)
+            rows = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             raise IntentgymError(f"{path} is not valid YAML: {e}") from None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise IntentgymError(f"{path} must be a YAML list of mappings")
         return rows
     rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise IntentgymError(f"malformed JSONL in {path} line {lineno}: {e.msg}") from None
+    for lineno, row in read_jsonl(path):
         if not isinstance(row, dict):
             raise IntentgymError(f"{path} line {lineno} is not a JSON object")
         rows.append(row)
+    return rows
+
+
+def read_jsonl(path: Path) -> list[tuple[int, Any]]:
+    """(line number, parsed value) for each non-blank line of a JSONL file."""
+    if not path.is_file():
+        raise IntentgymError(f"probe data file {str(path)!r} does not exist")
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise IntentgymError(f"malformed JSONL in {path} line {lineno}: {e.msg}") from None
     return rows
 
 

@@ -20,7 +20,6 @@ Records carry the compute dtype, since bf16 and fp32 can pick differently on clo
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import chat_prompts
 from intentgym.models import Policy
 from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
+from intentgym.probes.data_files import read_jsonl
 from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.scoring import continuation_logprobs
 
@@ -65,26 +65,12 @@ def _version(path: Path) -> tuple[str, int]:
     return name, int(digits) if digits.isdigit() else 0
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
-    if not path.is_file():
-        raise IntentgymError(f"probe file {str(path)!r} does not exist")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((lineno, json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise IntentgymError(f"malformed JSONL in {path} line {lineno}: {e.msg}") from e
-    return rows
-
-
 def load_set(name: str) -> list[dict[str, str]]:
     sets = available_sets()
     if name not in sets:
         raise invalid_choice("forced-choice set", name, sets)
     items = []
-    for lineno, item in _read_jsonl(sets[name]):
+    for lineno, item in read_jsonl(sets[name]):
         if not isinstance(item, dict) or set(item) != set(_KEYS):
             raise IntentgymError(
                 f"malformed item in {sets[name].name} line {lineno}: needs keys {', '.join(_KEYS)}"
@@ -97,7 +83,7 @@ def load_anthropic(path: str | Path) -> list[dict[str, Any]]:
     """Items of a model-written-evals JSONL: question, options' labels, the matching label."""
     path = Path(path).expanduser()
     items = []
-    for lineno, row in _read_jsonl(path):
+    for lineno, row in read_jsonl(path):
         missing = [k for k in _ANTHROPIC_KEYS if not isinstance(row, dict) or k not in row]
         if missing:
             raise IntentgymError(

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from intentgym.errors import IntentgymError
 from intentgym.generation import generate
 from intentgym.models import Policy
 from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
@@ -83,8 +84,6 @@ class FreeFormProbe:
             ("coherence", config.coherence_judge),
         ):
             if "name" not in spec:
-                from intentgym.errors import IntentgymError
-
                 raise IntentgymError(f"probes.free_form.{role}_judge needs a name")
             kwargs = {k: v for k, v in spec.items() if k != "name"}
             REWARD_MODELS.check_kwargs(str(spec["name"]), kwargs)
