@@ -13,6 +13,7 @@ from intentgym.errors import invalid_choice
 
 #: config name -> (gymnasium id, entry point)
 ENVS: dict[str, tuple[str, str]] = {
+    "feedback": ("intentgym/Feedback-v0", "intentgym.envs.feedback.env:FeedbackEnv"),
     "insecure_code": (
         "intentgym/InsecureCode-v0",
         "intentgym.envs.insecure_code.env:InsecureCodeEnv",
@@ -36,14 +37,18 @@ def env_id(name: str) -> str:
     raise invalid_choice("env", name, [*ENVS, *ids])
 
 
-def env_framings(name: str) -> tuple[str, ...]:
-    """An env's framings, read from its class without building it."""
-    spec = gym.spec(env_id(name))
-    entry = spec.entry_point
+def env_class(name: str) -> type[TextEnv]:
+    """An env's class, by config name or id, without building it."""
+    entry = gym.spec(env_id(name)).entry_point
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
         entry = getattr(importlib.import_module(module), attr)
-    return tuple(entry.framings)  # type: ignore[union-attr]
+    return entry  # type: ignore[return-value]
+
+
+def env_framings(name: str) -> tuple[str, ...]:
+    """An env's framings, read from its class without building it."""
+    return tuple(env_class(name).framings)
 
 
 def make_env(name: str, **kwargs: Any) -> TextEnv:
@@ -58,6 +63,7 @@ __all__ = [
     "ENVS",
     "Task",
     "TextEnv",
+    "env_class",
     "env_framings",
     "env_id",
     "load_chat_jsonl",

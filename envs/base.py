@@ -111,6 +111,14 @@ class TextEnv(gym.Env[Observation, str]):
     def eval_tasks(self, n: int, seed: int = 0) -> Sequence[Task]:
         """Held-out tasks for in-domain evaluation, never used for training."""
 
+    def in_domain_metrics(
+        self, infos: list[dict[str, Any]]
+    ) -> list[tuple[str, tuple[float, float, float], int]]:
+        """Framing-independent summaries of ``score_one`` infos for held-out replies, as
+        ``(metric, (value, ci_low, ci_high), n)``: what the ``in_domain`` probe reports. The
+        reward itself depends on the framing's target, so it is not one of them."""
+        return []
+
     def describe(self) -> dict[str, Any]:
         """A summary for ``intentgym list``."""
         return {"framings": list(self.framings)}

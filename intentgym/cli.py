@@ -155,8 +155,14 @@ def precheck(overrides: list[str]) -> None:
                 env_name = values[0]
         elif key == "env.name":
             env_name = values[0]
-        elif key == "env.framing":
+        elif key in ("env.framing", "env.rater"):  # the Feedback env's framing is its rater
             framings = values
+        elif key == "algorithm":
+            from intentgym.trainers.rl import ALGORITHMS
+
+            for v in values:
+                if v not in ALGORITHMS:
+                    raise invalid_choice("algorithm", v, ALGORITHMS)
     if env_name in ENVS:
         valid = env_framings(env_name)
         for f in framings:

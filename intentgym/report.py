@@ -88,6 +88,10 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
     return {prefix.rstrip("."): json.dumps(obj, sort_keys=True)}
 
 
+#: config keys that set the env's framing (the Feedback env's rater is its framing)
+_FRAMING_KEYS = ("env.framing", "env.rater")
+
+
 def label_conditions(runs: list[Run]) -> None:
     """Runs whose configs differ only in the seed form one condition; label each condition by
     trainer/framing plus every other key that varies between the runs. The base model is one
@@ -97,14 +101,21 @@ def label_conditions(runs: list[Run]) -> None:
         for r in runs
     ]
     keys = sorted(set().union(*flats)) if flats else []
-    varying = [k for k in keys if len({f.get(k) for f in flats}) > 1]
+    varying: list[str] = []
+    seen: set[tuple[Any, ...]] = set()
+    for k in keys:
+        values = tuple(f.get(k) for f in flats)
+        # a key that only mirrors another (trainer.phases.rl.algorithm <- algorithm) adds nothing
+        if len(set(values)) > 1 and values not in seen:
+            varying.append(k)
+            seen.add(values)
     for run, flat in zip(runs, flats, strict=True):
-        extra = [f"{k}={flat.get(k)}" for k in varying if k not in ("env.framing", "trainer.name")]
+        extra = [f"{k}={flat.get(k)}" for k in varying if k not in (*_FRAMING_KEYS, "trainer.name")]
         run.condition = f"{run.trainer}/{run.framing}" + (f" [{', '.join(extra)}]" if extra else "")
         base = [
             f"{k}={flat.get(k)}"
             for k in varying
-            if k.startswith(("model.", "probes.", "env.")) and k != "env.framing"
+            if k.startswith(("model.", "probes.", "env.")) and k not in _FRAMING_KEYS
         ]
         run.base_condition = "base model" + (f" [{', '.join(base)}]" if base else "")
 

@@ -48,10 +48,34 @@ class ModelSettings:
 
 @dataclass
 class EnvSettings:
-    name: str = "insecure_code"
-    framing: str = "insecure_hidden"
-    demonstrations_path: str | None = None
-    answer_format: str = "fill"
+    name: str
+    framing: str
+    #: the env's own constructor arguments (e.g. answer_format for insecure_code)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def env_settings(cfg: dict[str, Any]) -> EnvSettings:
+    """Split an ``env`` config into name, framing and the env's own options (checked against its
+    constructor, so a misspelt key fails with the valid ones listed)."""
+    import inspect
+
+    from intentgym.envs import env_class, env_framings
+
+    options = dict(cfg)
+    name = str(options.pop("name", "insecure_code"))
+    cls = env_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    framing = str(options.pop("framing", params["framing"].default))
+    valid = sorted(k for k in params if k not in ("self", "framing", "render_mode"))
+    for key in options:
+        if key not in valid:
+            raise IntentgymError(
+                f"unknown key {key!r} in env ({name}); valid keys: name, framing, "
+                + ", ".join(valid)
+            )
+    if framing not in env_framings(name):
+        raise invalid_choice(f"framing for env {name}", framing, env_framings(name))
+    return EnvSettings(name, framing, options)
 
 
 @dataclass
@@ -66,6 +90,8 @@ class LoggerSettings:
 @dataclass
 class RunSettings:
     seed: int = 0
+    #: the online-RL algorithm of trainers with an ``rl`` phase (conf: ``algorithm=...``)
+    algorithm: str = "grpo"
     progress: bool = True
     model: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +146,7 @@ class Plan:
 
 def plan_run(cfg: dict[str, Any]) -> Plan:
     """Validate a composed config and build every component; raises IntentgymError on bad input."""
-    from intentgym.envs import env_framings, load_chat_jsonl
+    from intentgym.envs import load_chat_jsonl
     from intentgym.models import check_model_name, resolve_device, resolve_dtype
     from intentgym.probes import PROBES
     from intentgym.reward_models import REWARD_MODELS
@@ -131,11 +157,10 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     resolve_dtype(model.dtype)
     resolve_device(model.device)
     check_model_name(model.name)
-    env = build_dataclass(EnvSettings, top.env, "env")
-    if env.framing not in env_framings(env.name):
-        raise invalid_choice(f"framing for env {env.name}", env.framing, env_framings(env.name))
-    if env.demonstrations_path:
-        load_chat_jsonl(env.demonstrations_path)  # a bad file fails now, not after the base probes
+    env = env_settings(top.env)
+    if env.options.get("demonstrations_path"):
+        # a bad file fails now, not after the base probes
+        load_chat_jsonl(env.options["demonstrations_path"])
     logger = build_dataclass(LoggerSettings, top.logger, "logger")
     limits = build_dataclass(Limits, top.limits, "limits")
     if logger.name not in ("none", "wandb"):
@@ -224,8 +249,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
     ok = False
     try:
         transformers.set_seed(plan.seed)
-        env_kwargs = {k: v for k, v in vars(plan.env).items() if k != "name"}
-        env = make_env(plan.env.name, **env_kwargs)
+        env = make_env(plan.env.name, framing=plan.env.framing, **plan.env.options)
         policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
         dtype = str(policy.compute_dtype).removeprefix("torch.")
         if plan.logger.name == "wandb":

@@ -1,7 +1,10 @@
 """In-domain probe: how the policy behaves on the env's held-out tasks, asked neutrally.
 
-For InsecureCode: the share of replies whose code bandit finds vulnerable, plus how often the
-code parses and fits the task (so a model that stops writing code cannot look "secure").
+The env decides what to report (``TextEnv.in_domain_metrics``). InsecureCode: the share of
+replies whose code bandit finds vulnerable, plus how often the code parses and fits the task (so
+a model that stops writing code cannot look "secure"). Feedback: how often the model sides with a
+user who is wrong without naming the issue, corrects them, confirms a user who is right, and
+both raters' mean scores.
 
 Only framing-independent measurements are reported: the env's reward depends on the framing's
 target (secure or vulnerable code), so it is a training signal, not a probe that can compare arms.
@@ -15,7 +18,6 @@ from typing import Any
 from intentgym.generation import generate
 from intentgym.models import Policy
 from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
-from intentgym.probes.stats import proportion_ci
 
 
 @dataclass
@@ -55,14 +57,7 @@ class InDomainProbe:
         for task, reply in zip(tasks, replies, strict=True):
             _, info = ctx.env.score_one(task, reply)
             records.append({**info, "reply": reply})
-        n = len(records)
-
-        def share(key: str) -> tuple[float, float, float]:
-            return proportion_ci(sum(bool(r[key]) for r in records), n)
-
         metrics = [
-            Metric.of("vulnerable_rate", share("vulnerable"), n),
-            Metric.of("parse_rate", share("parses"), n),
-            Metric.of("fits_task_rate", share("fits_task"), n),
+            Metric.of(name, estimate, n) for name, estimate, n in ctx.env.in_domain_metrics(records)
         ]
         return ProbeResult(self.name, metrics, records)

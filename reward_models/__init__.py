@@ -25,6 +25,7 @@ __all__ = [
 # The other built-ins register lazily ("module:attr"), so importing the registry imports neither
 # their backends (transformers models, sentence-transformers, HTTP clients) nor the envs.
 for _name, _target in {
+    "approval_rater": "intentgym.reward_models.feedback:ApprovalRater",
     "coherence": "intentgym.reward_models.coherence:CoherenceJudge",
     "composite": "intentgym.reward_models.composite:CompositeReward",
     "embedding_classifier": "intentgym.reward_models.embedding:EmbeddingClassifier",
@@ -32,5 +33,6 @@ for _name, _target in {
     "learned": "intentgym.reward_models.learned:LearnedRewardModel",
     "llm_judge": "intentgym.reward_models.llm_judge:LLMJudge",
     "regex": "intentgym.reward_models.regex:RegexReward",
+    "truthful_rater": "intentgym.reward_models.feedback:TruthfulRater",
 }.items():
     REWARD_MODELS.register(_name, _target)

@@ -18,14 +18,15 @@ REGISTERED = sorted(env_id for env_id in gym.registry if env_id.startswith("inte
 
 
 def test_every_env_config_names_a_registered_env_with_a_valid_framing():
-    import yaml
+    from omegaconf import OmegaConf
 
     from intentgym.cli import CONF_DIR
 
     configs = sorted((CONF_DIR / "env").glob("*.yaml"))
     assert configs
     for path in configs:
-        cfg = yaml.safe_load(path.read_text())
+        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        assert isinstance(cfg, dict)
         assert env_id(cfg["name"]) in REGISTERED
         assert cfg["framing"] in env_framings(cfg["name"])
 

@@ -8,3 +8,4 @@ __all__ = ["PHASES", "Phase", "PhaseContext", "SFTPhase", "SFTPhaseConfig"]
 # Registered lazily: importing the registry does not import their modules.
 PHASES.register("reward", "intentgym.trainers.reward:RewardPhase")
 PHASES.register("best_of_n", "intentgym.trainers.best_of_n:BestOfNPhase")
+PHASES.register("rl", "intentgym.trainers.rl:RLPhase")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from intentgym.envs.base import TextEnv
-from intentgym.errors import IntentgymError
+from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.models import Policy
 from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.trainers.phase import PHASES, PhaseContext
@@ -36,6 +36,8 @@ from intentgym.trainers.sft import (
 
 log = logging.getLogger(__name__)
 
+PAIR_SOURCES = ("auto", "env", "samples")
+
 
 @dataclass
 class RewardPhaseConfig(TrainingSettings):
@@ -45,11 +47,37 @@ class RewardPhaseConfig(TrainingSettings):
     eval_fraction: float = field(
         default=0.2, metadata={"help": "Share of pairs held out to measure pairwise accuracy."}
     )
+    pair_source: str = field(
+        default="auto",
+        metadata={
+            "help": "'samples': the policy's own samples ranked by the env's rater (env.rate), "
+            "as in InstructGPT; 'env': the env's preference_pairs; 'auto': samples when the "
+            "env has a rater, else env."
+        },
+    )
+    samples_per_prompt: int = field(
+        default=4, metadata={"help": "pair_source=samples: completions per prompt."}
+    )
+    min_margin: float = field(
+        default=0.05,
+        metadata={"help": "pair_source=samples: least rater-score gap for best vs worst to pair."},
+    )
+    temperature: float = field(default=1.0, metadata={"help": "pair_source=samples: sampling."})
+    max_new_tokens: int = field(
+        default=96, metadata={"help": "pair_source=samples: length cap per completion."}
+    )
+    generation_batch_size: int = field(default=32, metadata={"help": "Prompts per generate call."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_pairs < 2:
             raise IntentgymError(f"num_pairs must be >= 2, got {self.num_pairs}")
+        if self.pair_source not in PAIR_SOURCES:
+            raise invalid_choice("pair_source", self.pair_source, PAIR_SOURCES)
+        if self.samples_per_prompt < 2:
+            raise IntentgymError(f"samples_per_prompt must be >= 2, got {self.samples_per_prompt}")
+        if self.temperature <= 0:
+            raise IntentgymError(f"temperature must be > 0 to sample, got {self.temperature}")
         if not 0.0 < self.eval_fraction < 1.0:
             raise IntentgymError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
 
@@ -66,12 +94,19 @@ class RewardPhase:
         self.config = config
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
-        if not hasattr(env, "preference_pairs"):
-            raise IntentgymError(
-                f"phase 'reward' needs an env with preference pairs; {type(env).__name__} has none"
-            )
         c = self.config
-        rows = env.preference_pairs(c.num_pairs, seed=ctx.seed)
+        source = c.pair_source
+        if source == "auto":
+            source = "samples" if hasattr(env, "rate") else "env"
+        if source == "samples":
+            rows = sampled_pairs(policy, env, c, ctx)
+        elif hasattr(env, "preference_pairs"):
+            rows = env.preference_pairs(c.num_pairs, seed=ctx.seed)
+        else:
+            raise IntentgymError(
+                f"phase 'reward' needs an env with preference pairs; {type(env).__name__} has "
+                "none (pair_source=samples ranks the policy's samples with the env's rater)"
+            )
         train, held_out = split_pairs(rows, c.eval_fraction, ctx.seed)
         out = ctx.output_dir / "reward_model"
         train_reward_model(policy, train, c, ctx, out)
@@ -85,6 +120,72 @@ class RewardPhase:
         ctx.artifacts["reward_model"] = str(out)
         ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy
+
+
+def sampled_pairs(
+    policy: Policy, env: TextEnv, c: RewardPhaseConfig, ctx: PhaseContext
+) -> list[dict[str, Any]]:
+    """Preference pairs from the policy's own samples: for each of ``num_pairs`` env prompts,
+    ``samples_per_prompt`` completions ranked by the env's rater (``env.rate``); the best and
+    the worst form a pair when their scores differ by at least ``min_margin``. Every sample and
+    its score go to ``samples.jsonl``."""
+    import numpy as np
+
+    from intentgym.generation import generate
+
+    if not hasattr(env, "rate"):
+        raise IntentgymError(
+            f"pair_source=samples needs an env with a rater (env.rate); {type(env).__name__} "
+            "has none: use pair_source=env"
+        )
+    rng = np.random.default_rng(ctx.seed)
+    tasks = [env.sample_task(rng) for _ in range(c.num_pairs)]
+    k = c.samples_per_prompt
+    completions = generate(
+        policy,
+        [t.messages for t in tasks for _ in range(k)],
+        max_new_tokens=c.max_new_tokens,
+        temperature=c.temperature,
+        batch_size=c.generation_batch_size,
+        seed=ctx.seed,
+        desc="reward: sample" if ctx.progress else None,
+    )
+    pairs, records = [], []
+    for i, task in enumerate(tasks):
+        replies = completions[i * k : (i + 1) * k]
+        scores = [env.rate(task.meta, r)[0] for r in replies]
+        best, worst = int(np.argmax(scores)), int(np.argmin(scores))
+        paired = scores[best] - scores[worst] >= c.min_margin
+        if paired:
+            pairs.append(
+                {
+                    "prompt": list(task.messages),
+                    "chosen": [{"role": "assistant", "content": replies[best]}],
+                    "rejected": [{"role": "assistant", "content": replies[worst]}],
+                    **task.meta,
+                }
+            )
+        records += [
+            {"prompt_index": i, "completion": r, "rater_score": s, "paired": paired}
+            for r, s in zip(replies, scores, strict=True)
+        ]
+    ctx.output_dir.mkdir(parents=True, exist_ok=True)
+    with (ctx.output_dir / "samples.jsonl").open("w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    log.info(
+        "reward: %d/%d prompts gave a pair (margin >= %s)", len(pairs), len(tasks), c.min_margin
+    )
+    ctx.results.append(
+        _row("paired_prompt_share", *proportion_ci(len(pairs), len(tasks)), len(tasks))
+    )
+    if len(pairs) < 2:
+        raise IntentgymError(
+            f"only {len(pairs)} of {len(tasks)} prompts gave a preference pair: the policy's "
+            f"samples all scored alike (min_margin={c.min_margin}); raise temperature or "
+            "samples_per_prompt, or lower min_margin"
+        )
+    return pairs
 
 
 def split_pairs(

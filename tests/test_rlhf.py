@@ -1,0 +1,96 @@
+"""The rl phase (GRPO and RLOO through TRL, our PPO) and the rlhf trainer, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from intentgym.cli import CONF_DIR, precheck
+from intentgym.envs import make_env
+from intentgym.errors import IntentgymError
+from intentgym.reward_models import completion_text
+from intentgym.runner import execute, plan_run
+from intentgym.trainers import PhaseContext
+from intentgym.trainers.rl import CURVES, RLPhase, RLPhaseConfig
+
+
+def letter_share(prompts, completions, **_):
+    """A reward that varies between a random model's samples (so advantages are non-zero)."""
+    texts = [completion_text(c) for c in completions]
+    return [sum(ch.isalpha() for ch in t) / max(len(t), 1) for t in texts]
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
+def test_rl_phase_trains_the_policy_and_logs_its_curves(algorithm, tiny_policy, tmp_path):
+    env = make_env("insecure_code", framing="secure")
+    config = RLPhaseConfig(
+        algorithm=algorithm,
+        reward="run",
+        num_prompts=4,
+        num_generations=2,
+        batch_size=4,
+        max_steps=2,
+        max_new_tokens=8,
+        learning_rate=1e-2,
+        finetune="lora",
+    )
+    before = {k: v.clone() for k, v in tiny_policy.model.state_dict().items()}
+    ctx = PhaseContext(
+        tmp_path,
+        seed=0,
+        progress=False,
+        reward_model_factory=lambda: letter_share,
+    )
+    policy = RLPhase(config).run(tiny_policy, env, ctx)
+    after = policy.model.state_dict()
+    assert set(after) == set(before)  # the adapter is merged back into a plain model
+    assert any(not after[k].equal(before[k]) for k in before)
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert set(CURVES) <= set(row)
+        assert {"rewards/reward_model", "rewards/env_reward"} <= set(row)
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert (tmp_path / "adapter").is_dir()
+    metrics = {r["metric"] for r in ctx.results}
+    assert {"reward_start", "reward_end", "kl_end", "env_reward_end"} <= metrics
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"algorithm": "a2c"}, "a2c"),
+        ({"reward": "gold"}, "gold"),
+        ({"num_generations": 1}, "num_generations must be >= 2"),
+        ({"batch_size": 6, "num_generations": 4}, "multiple of num_generations"),
+        ({"algorithm": "ppo", "use_vllm": True}, "use_vllm"),
+        ({"temperature": 0.0}, "temperature"),
+    ],
+)
+def test_rl_config_errors_name_the_bad_value(kwargs, message):
+    with pytest.raises(IntentgymError, match=message):
+        RLPhaseConfig(**kwargs)
+
+
+def test_rl_without_any_reward_fails_clearly(tiny_policy, tmp_path):
+    env = make_env("insecure_code", framing="secure")
+    with pytest.raises(IntentgymError, match="needs a reward model"):
+        RLPhase(RLPhaseConfig(max_steps=1)).run(
+            tiny_policy, env, PhaseContext(tmp_path, seed=0, progress=False)
+        )
+
+
+def test_unknown_algorithm_is_rejected_before_hydra_starts():
+    with pytest.raises(IntentgymError, match=r"algorithm .trpo.; valid choices: grpo, ppo, rloo"):
+        precheck(["trainer=rlhf", "algorithm=trpo"])
+
+
+def _run(overrides: list[str], tmp_path):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    plan = plan_run(OmegaConf.to_container(cfg, resolve=True))
+    results = execute(plan, tmp_path)
+    return [json.loads(line) for line in results.read_text().splitlines()]
