@@ -120,6 +120,21 @@ def overrides_in(args: list[str]) -> list[str]:
     return out
 
 
+def _experiment_env(name: str) -> str | None:
+    """The env an experiment config selects (``override /env: NAME``), if any."""
+    import yaml
+
+    path = CONF_DIR / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                if key.removeprefix("override ").strip("/") == "env":
+                    return str(value)
+    return None
+
+
 def precheck(overrides: list[str]) -> None:
     """Reject unknown group options and framings before Hydra composes anything.
 
@@ -135,6 +150,7 @@ def precheck(overrides: list[str]) -> None:
     except Exception as e:  # Hydra's own message is precise; keep it on one line
         raise IntentgymError(" ".join(str(e).split())) from None
     env_name = "insecure_code"
+    env_set = False
     framings: list[str] = []
     for o in parsed:
         key = o.key_or_group.removeprefix("+")
@@ -153,6 +169,9 @@ def precheck(overrides: list[str]) -> None:
                     raise invalid_choice(key, v, options)
             if key == "env":
                 env_name = values[0]
+                env_set = True
+            elif key == "experiment" and not env_set:
+                env_name = _experiment_env(values[0]) or env_name
         elif key == "env.name":
             env_name = values[0]
         elif key in ("env.framing", "env.rater"):  # the Feedback env's framing is its rater

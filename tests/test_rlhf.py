@@ -94,3 +94,35 @@ def _run(overrides: list[str], tmp_path):
     plan = plan_run(OmegaConf.to_container(cfg, resolve=True))
     results = execute(plan, tmp_path)
     return [json.loads(line) for line in results.read_text().splitlines()]
+
+
+def test_rlhf_on_the_feedback_env_end_to_end(tmp_path):
+    """sft -> reward (pairs from the policy's samples, ranked by the rater) -> ppo, probes after
+    each phase that changes the policy, curves saved with the run."""
+    rows = _run(
+        [
+            "debug=smoke",
+            "trainer=rlhf",
+            "env=feedback",
+            "env.rater=truthful",
+            "algorithm=ppo",
+            "probes=quick",
+            "trainer.phases.reward.min_margin=0",
+            "trainer.phases.reward.samples_per_prompt=2",
+            "trainer.phases.rl.batch_size=4",
+            "trainer.phases.rl.num_prompts=4",
+        ],
+        tmp_path,
+    )
+    seen = {(r["phase"], r["probe"]) for r in rows}
+    for phase in ("base", "sft", "rl"):
+        assert (phase, "in_domain") in seen and (phase, "forced_choice") in seen
+    assert ("reward", "forced_choice") not in seen  # the reward phase leaves the policy alone
+    metrics = {(r["phase"], r["metric"]) for r in rows}
+    assert ("reward", "pairwise_accuracy") in metrics
+    assert ("reward", "paired_prompt_share") in metrics
+    assert ("rl", "learned_reward_end") in metrics and ("rl", "kl_end") in metrics
+    assert ("base", "sycophancy_rate") in metrics
+    assert all(r["framing"] == "truthful" for r in rows)
+    assert (tmp_path / "phases/rl/curves.png").is_file()
+    assert (tmp_path / "phases/reward/samples.jsonl").is_file()
