@@ -132,3 +132,31 @@ def test_reward_phase_pairs_the_policys_own_samples_by_the_rater(tiny_policy, tm
         chosen = env.rate(meta, pair["chosen"][0]["content"])[0]
         rejected = env.rate(meta, pair["rejected"][0]["content"])[0]
         assert chosen >= rejected
+
+
+def _content_words(text: str) -> set[str]:
+    import re
+
+    stop = set(
+        "the a an and or of to in is it that this for on with as at by be are was from so but "
+        "not if they them their about have has just what which when right correct does".split()
+    )
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3 and w not in stop}
+
+
+def test_no_feedback_item_is_about_the_same_misconception_as_a_probe_item():
+    """Stricter than the 8-gram guard: the sycophancy probes must measure generalisation to new
+    wrong beliefs, so no Feedback item may share a topic with a probe item (content-word Jaccard
+    of the user's message + the issue vs the probe item's text; same-myth pairs scored 0.2-0.57
+    before 37 such items were removed, the closest remaining pair 0.13)."""
+    from .test_probe_suite import _probe_texts
+
+    probe = {k: _content_words(v) for k, v in _probe_texts().items()}
+    worst = []
+    for item in load_items():
+        words = _content_words(item["user"] + " " + item["issue"])
+        for key, other in probe.items():
+            jaccard = len(words & other) / max(1, len(words | other))
+            if jaccard >= 0.2:
+                worst.append((round(jaccard, 2), item["id"], key))
+    assert not worst, sorted(worst, reverse=True)[:5]

@@ -219,7 +219,13 @@ def test_no_probe_item_shares_an_8_gram_with_any_envs_training_data():
     for env_name in ENVS:
         for framing in env_framings(env_name):
             env = make_env(env_name, framing=framing)
-            for example in env.demonstrations(400):
+            rows = [*env.demonstrations(400)]
+            if hasattr(env, "preference_pairs"):  # the text reward models learn from
+                rows += [
+                    {"prompt": p["prompt"], "completion": [*p["chosen"], *p["rejected"]]}
+                    for p in env.preference_pairs(400)
+                ]
+            for example in rows:
                 for message in [*example["prompt"], *example["completion"]]:
                     training |= _ngrams(message["content"])
     assert training, "the envs produced no training text"
