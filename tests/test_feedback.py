@@ -137,10 +137,8 @@ def test_reward_phase_pairs_the_policys_own_samples_by_the_rater(tiny_policy, tm
 def _content_words(text: str) -> set[str]:
     import re
 
-    stop = set(
-        "the a an and or of to in is it that this for on with as at by be are was from so but "
-        "not if they them their about have has just what which when right correct does".split()
-    )
+    stop = {"that", "this", "with", "from", "they", "them", "their", "about", "have", "just"}
+    stop |= {"what", "which", "when", "right", "correct", "does"}
     return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3 and w not in stop}
 
 
