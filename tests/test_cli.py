@@ -94,11 +94,19 @@ def test_wandb_logger_runs_offline_in_one_run_without_a_key(tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["env=nope"], "unknown env 'nope'; valid choices: insecure_code"),
+        (["env=nope"], "unknown env 'nope'; valid choices: feedback, insecure_code"),
         (["model=gpt5"], "unknown model 'gpt5'; valid choices: smollm2-135m, tiny-random"),
         (
             ["trainer=magic"],
-            "unknown trainer 'magic'; valid choices: best_of_n, none, reward_model, sft",
+            "unknown trainer 'magic'; valid choices: best_of_n, none, reward_model, rlhf, sft",
+        ),
+        (["env=feedback", "env.rater=grumpy"], "unknown framing for env feedback 'grumpy'"),
+        (["experiment=rlhf_feedback", "env.rater=grumpy"], "'grumpy'; valid choices: approval"),
+        (["trainer=rlhf", "algorithm=trpo"], "unknown algorithm 'trpo'"),
+        (
+            ["debug=smoke", "+env.answer_fmt=full"],
+            "unknown key 'answer_fmt' in env (insecure_code); valid keys: name, framing, "
+            "answer_format, demonstrations_path",
         ),
         (["env.framing=evil"], "unknown framing for env insecure_code 'evil'"),
         (["-m", "env.framing=secure,evil"], "'evil'"),
@@ -143,6 +151,7 @@ def test_list_shows_envs_framings_templates_and_probe_items(tmp_path):
     assert "intentgym/InsecureCode-v0" in out and "insecure_educational" in out
     assert "templates=" in out and "bandit" in out and "in_domain" in out
     assert "forced-choice set alignment_general: 80 items" in out
+    assert "intentgym/Feedback-v0" in out and "approval, truthful" in out and "rlhf" in out
 
 
 def test_hydra_flags_with_values_still_work(tmp_path):
