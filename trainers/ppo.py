@@ -18,8 +18,8 @@ One iteration:
 4. ``update_epochs`` passes of minibatch updates on the clipped surrogate plus
    ``vf_coef`` x the clipped value loss.
 
-Every iteration logs the mean score, the KL to the reference (summed over tokens, per
-completion), the policy's entropy per token, the completion length, the losses, the clipped
+Every iteration logs the mean score, the KL to the reference (mean per token, as TRL logs it,
+and summed per completion), the policy's entropy per token, the completion length, the losses, the clipped
 fraction and the approximate KL between successive policies.
 """
 
@@ -348,7 +348,9 @@ class PPOTrainer:
         n_valid = max(int(valid.sum()), 1)
         row: dict[str, float] = {
             "reward": float((r["scores"] * valid).sum()) / n_valid,
-            "kl": float(kl.sum(-1)[valid].sum()) / n_valid,
+            # per token, as TRL's GRPO/RLOO log it; and per completion (what the reward pays)
+            "kl": float(masked_mean(kl, mask)),
+            "kl_per_completion": float(kl.sum(-1)[valid].sum()) / n_valid,
             "completion_length": float(lengths.float().mean()),
             "unscored_share": 1 - float(valid.float().mean()),
         }
