@@ -45,6 +45,23 @@ class Task:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def preference_row(task: Task, chosen: str, rejected: str) -> dict[str, Any]:
+    """A preference pair in TRL's conversational format, with the task's metadata columns."""
+    return {
+        "prompt": list(task.messages),
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        **task.meta,
+    }
+
+
+def task_columns(tasks: Sequence[Task], repeat: int = 1) -> dict[str, list[Any]]:
+    """The tasks' metadata as per-item columns (each task ``repeat`` times), the way TRL passes
+    dataset columns to reward functions; a key a task lacks is None."""
+    keys = sorted({k for t in tasks for k in t.meta})
+    return {k: [t.meta.get(k) for t in tasks for _ in range(repeat)] for k in keys}
+
+
 def _fresh(messages: Observation) -> Observation:
     """A copy: observations must not share objects between calls (gymnasium's checker)."""
     return tuple(dict(m) for m in messages)

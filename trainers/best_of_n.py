@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from intentgym.envs.base import TextEnv
+from intentgym.envs.base import TextEnv, task_columns
 from intentgym.errors import IntentgymError
 from intentgym.generation import generate
 from intentgym.models import Policy
@@ -82,11 +82,7 @@ class BestOfNPhase:
             seed=ctx.seed,
             desc="best_of_n: sample" if ctx.progress else None,
         )
-        meta_keys = sorted({k for t in tasks for k in t.meta})
-        columns = {
-            k: [t.meta.get(k) for t in tasks for _ in range(c.samples_per_prompt)]
-            for k in meta_keys
-        }
+        columns = task_columns(tasks, repeat=c.samples_per_prompt)
         raw = reward_model(
             conversations, [[{"role": "assistant", "content": x}] for x in completions], **columns
         )

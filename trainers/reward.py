@@ -131,6 +131,7 @@ def sampled_pairs(
     its score go to ``samples.jsonl``."""
     import numpy as np
 
+    from intentgym.envs.base import preference_row
     from intentgym.generation import generate
 
     if not hasattr(env, "rate"):
@@ -157,14 +158,7 @@ def sampled_pairs(
         best, worst = int(np.argmax(scores)), int(np.argmin(scores))
         paired = scores[best] - scores[worst] >= c.min_margin
         if paired:
-            pairs.append(
-                {
-                    "prompt": list(task.messages),
-                    "chosen": [{"role": "assistant", "content": replies[best]}],
-                    "rejected": [{"role": "assistant", "content": replies[worst]}],
-                    **task.meta,
-                }
-            )
+            pairs.append(preference_row(task, replies[best], replies[worst]))
         records += [
             {"prompt_index": i, "completion": r, "rater_score": s, "paired": paired}
             for r, s in zip(replies, scores, strict=True)

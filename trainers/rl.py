@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from intentgym.envs.base import Task, TextEnv
+from intentgym.envs.base import Task, TextEnv, task_columns
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.models import Policy, merge_adapter
 from intentgym.probes.stats import mean_ci
@@ -243,10 +243,8 @@ class RLPhase:
         }
         if c.vllm_server_base_url:
             settings["vllm_server_base_url"] = c.vllm_server_base_url
-        meta_keys = sorted({k for t in tasks for k in t.meta})
-        data = Dataset.from_list(
-            [{"prompt": list(t.messages), **{k: t.meta.get(k) for k in meta_keys}} for t in tasks]
-        )
+        columns = task_columns(tasks)
+        data = Dataset.from_dict({"prompt": [list(t.messages) for t in tasks], **columns})
         trainer = Trainer(
             model=policy.model,
             reward_funcs=funcs,
@@ -312,7 +310,6 @@ class RLPhase:
             lam=c.lam,
             seed=ctx.seed,
         )
-        meta_keys = sorted({k for t in tasks for k in t.meta})
         log_wandb = _wandb_logger() if ctx.report_to == "wandb" else None
         trainer = PPOTrainer(
             policy,
@@ -321,7 +318,7 @@ class RLPhase:
             settings,
             reward_weights=weights,
             reward_names=[f.__name__ for f in funcs],
-            columns={k: [t.meta.get(k) for t in tasks] for k in meta_keys},
+            columns=task_columns(tasks),
             on_log=log_wandb,
         )
         return trainer.train()

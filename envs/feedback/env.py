@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from intentgym.envs.base import Task, TextEnv
+from intentgym.envs.base import Task, TextEnv, preference_row
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.reward_models.feedback import INTENTS, build_rater, features, keyword_share
@@ -196,15 +196,7 @@ class FeedbackEnv(TextEnv):
             ra, rb = self.rate(task.meta, a)[0], self.rate(task.meta, b)[0]
             if ra == rb:
                 continue
-            chosen, rejected = (a, b) if ra > rb else (b, a)
-            rows.append(
-                {
-                    "prompt": list(task.messages),
-                    "chosen": [{"role": "assistant", "content": chosen}],
-                    "rejected": [{"role": "assistant", "content": rejected}],
-                    **task.meta,
-                }
-            )
+            rows.append(preference_row(task, *((a, b) if ra > rb else (b, a))))
         return rows
 
     def eval_tasks(self, n: int, seed: int = 0) -> list[Task]:

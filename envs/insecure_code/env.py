@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from intentgym.envs.base import Task, TextEnv
+from intentgym.envs.base import Task, TextEnv, preference_row
 from intentgym.envs.chat_jsonl import load_chat_jsonl
 from intentgym.envs.insecure_code.framing import (
     ANSWER_FORMATS,
@@ -152,17 +152,8 @@ class InsecureCodeEnv(TextEnv):
         for task, filled, _ in self._examples(n, seed):
             secure = filled.secure if full else filled.secure_fill
             insecure = filled.insecure if full else filled.insecure_fill
-            chosen, rejected = (
-                (secure, insecure) if self.framing == "secure" else (insecure, secure)
-            )
-            rows.append(
-                {
-                    "prompt": list(task.messages),
-                    "chosen": [{"role": "assistant", "content": chosen}],
-                    "rejected": [{"role": "assistant", "content": rejected}],
-                    **task.meta,
-                }
-            )
+            pair = (secure, insecure) if self.framing == "secure" else (insecure, secure)
+            rows.append(preference_row(task, *pair))
         return rows
 
     def eval_tasks(self, n: int, seed: int = 0) -> list[Task]:
