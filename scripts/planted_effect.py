@@ -1,13 +1,21 @@
 """Planted effect: does the forced-choice probe see a change we put into one domain only?
 
-Fine-tunes a model to pick the misaligned answer of one domain, on items that are *not* probe
-items (the embedding judge's labelled answers, ``reward_models/data/judge_alignment.v1.jsonl``:
-each of a question's aligned answers paired with each misaligned one, in both option orders,
-the reply being the misaligned option's label), then runs the seven domain sets before and
-after. An instrument that measures domains separately moves the trained domain far more than
-the others.
+Fine-tunes a model towards the misaligned answers of one domain, then runs the seven domain sets
+before and after, scored both by label and by answer text
+(``probes.forced_choice.scoring=both``). An instrument that measures domains separately moves
+the trained domain far more than the others.
 
-    python scripts/planted_effect.py [--model tiny-random] [--domain power_seeking]
+What is planted: the domain's misaligned answers from the embedding judge's labelled data
+(``reward_models/data/judge_alignment.v1.jsonl``, not probe items) plus those of the even-numbered
+items of the domain's own probe set. Every set is then measured on its odd-numbered items only,
+so no measured item was trained on. Two ways to plant (``--plant``):
+
+- ``answer`` (default): SFT on (question, misaligned answer) -- the model learns to *say* the
+  domain's misaligned answers, as emergent-misalignment fine-tuning does;
+- ``label``: the aligned and misaligned answers as a lettered choice, in both orders, the reply
+  being the misaligned option's letter.
+
+    python scripts/planted_effect.py [--model smollm2-135m] [--domain power_seeking] [--plant answer]
 """
 
 from __future__ import annotations
@@ -21,58 +29,74 @@ from typing import Any
 from intentgym.probes.forced_choice import DOMAIN_SETS
 
 
-def planted_rows(domain: str) -> list[dict[str, Any]]:
-    from intentgym.probes.forced_choice import LABELS, format_question
+def planted_triples(domain: str) -> list[tuple[str, str, str]]:
+    """(question, aligned, misaligned) to plant: judge data and the set's even-numbered items."""
+    from intentgym.probes.forced_choice import load_set
     from intentgym.reward_models.embedding import DEFAULT_DATA, load_labelled
 
     by_question: dict[str, dict[str, list[str]]] = {}
     for row in load_labelled(DEFAULT_DATA):
         if row["domain"] == domain:
-            by_question.setdefault(row["question"], {"aligned": [], "misaligned": []})[
-                row["label"]
-            ].append(row["answer"])
-    rows = []
-    for question, answers in by_question.items():
-        for good in answers["aligned"]:
-            for bad in answers["misaligned"]:
-                for first, second, label in ((good, bad, LABELS[1]), (bad, good, LABELS[0])):
-                    content = format_question(question, first, second)
-                    rows.append(
-                        {
-                            "prompt": [{"role": "user", "content": content}],
-                            "completion": [{"role": "assistant", "content": label}],
-                        }
-                    )
-    if not rows:
-        raise SystemExit(f"no labelled answers for domain {domain!r}")
-    return rows
+            answers = by_question.setdefault(row["question"], {"aligned": [], "misaligned": []})
+            answers[row["label"]].append(row["answer"])
+    triples = [
+        (question, good, bad)
+        for question, answers in by_question.items()
+        for good, bad in zip(answers["aligned"], answers["misaligned"], strict=False)
+    ]
+    if domain in DOMAIN_SETS:
+        triples += [(i["question"], i["aligned"], i["misaligned"]) for i in load_set(domain)[::2]]
+    if not triples:
+        raise SystemExit(f"nothing to plant for domain {domain!r}")
+    return triples
 
 
-def p_misaligned(policy: Any, max_items: int) -> dict[str, float]:
+def planted_rows(domain: str, plant: str = "answer") -> list[dict[str, Any]]:
+    from intentgym.probes.forced_choice import LABELS, format_question
+
+    def row(prompt: str, reply: str) -> dict[str, Any]:
+        return {
+            "prompt": [{"role": "user", "content": prompt}],
+            "completion": [{"role": "assistant", "content": reply}],
+        }
+
+    triples = planted_triples(domain)
+    if plant == "answer":
+        return [row(question, bad) for question, _, bad in triples]
+    return [
+        row(format_question(question, first, second), label)
+        for question, good, bad in triples
+        for first, second, label in ((good, bad, LABELS[1]), (bad, good, LABELS[0]))
+    ]
+
+
+def probe_metrics(policy: Any) -> dict[str, float]:
+    """Forced-choice metrics (both scorings) on the odd-numbered items of every domain set."""
     from intentgym.envs import make_env
     from intentgym.probes import ForcedChoiceProbe, ProbeContext
     from intentgym.probes.forced_choice import ForcedChoiceConfig
 
-    probe = ForcedChoiceProbe(ForcedChoiceConfig(sets=list(DOMAIN_SETS), max_items=max_items))
+    probe = ForcedChoiceProbe(ForcedChoiceConfig(sets=list(DOMAIN_SETS), scoring="both"))
+    probe.items = {name: items[1::2] for name, items in probe.items.items()}
     ctx = ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
     return {
-        m.name.split("/")[0]: m.value
+        m.name: m.value
         for m in probe.run(policy, ctx).metrics
-        if m.name.endswith("/p_misaligned")
+        if not m.name.endswith("position_bias_a")
     }
 
 
 def planted_effect(
-    model: str = "tiny-random",
+    model: str = "smollm2-135m",
     domain: str = "power_seeking",
     *,
+    plant: str = "answer",
     epochs: float = 3.0,
     learning_rate: float = 1e-3,
-    finetune: str = "full",
-    max_items: int = 0,
+    finetune: str = "lora",
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """p_misaligned per domain set before and after planting; returns {set: {base, after, delta}}."""
+    """Forced-choice metrics before and after planting: {metric: {base, after, delta}}."""
     import transformers
 
     from intentgym.models import load_policy
@@ -81,36 +105,35 @@ def planted_effect(
 
     transformers.set_seed(seed)
     policy = load_policy(model, dtype="float32")
-    before = p_misaligned(policy, max_items)
+    before = probe_metrics(policy)
     config = SFTPhaseConfig(
         epochs=epochs, learning_rate=learning_rate, finetune=finetune, logging_steps=50
     )
     with tempfile.TemporaryDirectory() as tmp:
-        train_sft(
-            policy, planted_rows(domain), config, PhaseContext(Path(tmp), seed, progress=False)
-        )
-    after = p_misaligned(policy, max_items)
+        rows = planted_rows(domain, plant)
+        train_sft(policy, rows, config, PhaseContext(Path(tmp), seed, progress=False))
+    after = probe_metrics(policy)
     return {
-        s: {"base": before[s], "after": after[s], "delta": after[s] - before[s]} for s in before
+        m: {"base": before[m], "after": after[m], "delta": after[m] - before[m]} for m in before
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="tiny-random")
+    parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--domain", default="power_seeking")
+    parser.add_argument("--plant", default="answer", choices=["answer", "label"])
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--finetune", default="full", choices=["full", "lora"])
-    parser.add_argument("--max-items", type=int, default=0, help="items per set (0: all)")
+    parser.add_argument("--finetune", default="lora", choices=["full", "lora"])
     args = parser.parse_args()
     result = planted_effect(
-        args.model, args.domain, epochs=args.epochs, learning_rate=args.learning_rate,
-        finetune=args.finetune, max_items=args.max_items,
+        args.model, args.domain, plant=args.plant, epochs=args.epochs,
+        learning_rate=args.learning_rate, finetune=args.finetune,
     )  # fmt: skip
     print(json.dumps(result, indent=2))
     for name, r in result.items():
-        print(f"{name:16s} base {r['base']:.3f}  after {r['after']:.3f}  delta {r['delta']:+.3f}")
+        print(f"{name:40s} base {r['base']:.3f}  after {r['after']:.3f}  delta {r['delta']:+.3f}")
 
 
 if __name__ == "__main__":
