@@ -14,6 +14,10 @@ from intentgym.errors import invalid_choice
 #: config name -> (gymnasium id, entry point)
 ENVS: dict[str, tuple[str, str]] = {
     "feedback": ("intentgym/Feedback-v0", "intentgym.envs.feedback.env:FeedbackEnv"),
+    "harmful_requests": (
+        "intentgym/HarmfulRequests-v0",
+        "intentgym.envs.harmful_requests.env:HarmfulRequestsEnv",
+    ),
     "insecure_code": (
         "intentgym/InsecureCode-v0",
         "intentgym.envs.insecure_code.env:InsecureCodeEnv",
