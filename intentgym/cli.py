@@ -182,6 +182,12 @@ def precheck(overrides: list[str]) -> None:
             for v in values:
                 if v not in ALGORITHMS:
                     raise invalid_choice("algorithm", v, ALGORITHMS)
+        elif key == "reasoning_frame":
+            from intentgym.trainers.deliberative import REASONING_FRAMES
+
+            for v in values:
+                if v not in REASONING_FRAMES:
+                    raise invalid_choice("reasoning_frame", v, REASONING_FRAMES)
     if env_name in ENVS:
         valid = env_framings(env_name)
         for f in framings:

@@ -92,6 +92,11 @@ class RunSettings:
     seed: int = 0
     #: the online-RL algorithm of trainers with an ``rl`` phase (conf: ``algorithm=...``)
     algorithm: str = "grpo"
+    #: trainer=constitutional's constitution and trainer=deliberative's spec (None: packaged)
+    constitution: str | None = None
+    spec: str | None = None
+    #: how trainer=deliberative presents the spec reasoning (conf: ``reasoning_frame=...``)
+    reasoning_frame: str = "private"
     progress: bool = True
     model: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)

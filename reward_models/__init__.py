@@ -33,6 +33,7 @@ for _name, _target in {
     "learned": "intentgym.reward_models.learned:LearnedRewardModel",
     "llm_judge": "intentgym.reward_models.llm_judge:LLMJudge",
     "regex": "intentgym.reward_models.regex:RegexReward",
+    "spec_judge": "intentgym.reward_models.spec_judge:SpecJudge",
     "truthful_rater": "intentgym.reward_models.feedback:TruthfulRater",
 }.items():
     REWARD_MODELS.register(_name, _target)

@@ -9,3 +9,6 @@ __all__ = ["PHASES", "Phase", "PhaseContext", "SFTPhase", "SFTPhaseConfig"]
 PHASES.register("reward", "intentgym.trainers.reward:RewardPhase")
 PHASES.register("best_of_n", "intentgym.trainers.best_of_n:BestOfNPhase")
 PHASES.register("rl", "intentgym.trainers.rl:RLPhase")
+PHASES.register("sl_cai", "intentgym.trainers.cai:SLCAIPhase")
+PHASES.register("ai_feedback", "intentgym.trainers.cai:AIFeedbackPhase")
+PHASES.register("spec_sft", "intentgym.trainers.deliberative:SpecSFTPhase")

@@ -36,7 +36,7 @@ from intentgym.trainers.sft import (
 
 log = logging.getLogger(__name__)
 
-PAIR_SOURCES = ("auto", "env", "samples")
+PAIR_SOURCES = ("auto", "samples", "env", "artifacts")
 
 
 @dataclass
@@ -51,8 +51,9 @@ class RewardPhaseConfig(TrainingSettings):
         default="auto",
         metadata={
             "help": "'samples': the policy's own samples ranked by the env's rater (env.rate), "
-            "as in InstructGPT; 'env': the env's preference_pairs; 'auto': samples when the "
-            "env has a rater, else env."
+            "as in InstructGPT; 'env': the env's preference_pairs; 'artifacts': the pairs an "
+            "earlier phase of the run labelled (e.g. ai_feedback); 'auto': artifacts when an "
+            "earlier phase left pairs, else samples when the env has a rater, else env."
         },
     )
     samples_per_prompt: int = field(
@@ -97,8 +98,18 @@ class RewardPhase:
         c = self.config
         source = c.pair_source
         if source == "auto":
-            source = "samples" if hasattr(env, "rate") else "env"
-        if source == "samples":
+            if ctx.artifacts.get("preference_pairs"):
+                source = "artifacts"
+            else:
+                source = "samples" if hasattr(env, "rate") else "env"
+        if source == "artifacts":
+            rows = list(ctx.artifacts.get("preference_pairs") or [])
+            if not rows:
+                raise IntentgymError(
+                    "reward pair_source=artifacts needs an earlier phase that labels preference "
+                    "pairs (e.g. ai_feedback) in the same trainer"
+                )
+        elif source == "samples":
             rows = sampled_pairs(policy, env, c, ctx)
         elif hasattr(env, "preference_pairs"):
             rows = env.preference_pairs(c.num_pairs, seed=ctx.seed)

@@ -51,7 +51,7 @@ from intentgym.trainers.sft import (
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("grpo", "rloo", "ppo")
-REWARD_SOURCES = ("auto", "learned", "run")
+REWARD_SOURCES = ("auto", "learned", "judge", "run")
 #: the columns every algorithm's log.jsonl has
 CURVES = ("reward", "kl", "entropy", "completion_length")
 
@@ -64,7 +64,8 @@ class RLPhaseConfig(TrainingSettings):
     reward: str = field(
         default="auto",
         metadata={
-            "help": "auto (this run's learned reward model, else reward_model) | learned | run."
+            "help": "auto (this run's learned reward model, else the judge an earlier phase used, "
+            "else reward_model) | learned | judge | run."
         },
     )
     num_prompts: int = field(default=64, metadata={"help": "Env prompts in the RL dataset."})
@@ -174,6 +175,10 @@ class RLPhase:
             weights.append(0.0)
         rng = np.random.default_rng(ctx.seed)
         tasks = [env.sample_task(rng) for _ in range(c.num_prompts)]
+        system = ctx.artifacts.get("system_prompt")
+        if system:  # an earlier phase trained under a system prompt (e.g. spec_sft): keep it
+            head = ({"role": "system", "content": str(system)},)
+            tasks = [Task((*head, *t.messages), t.meta) for t in tasks]
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         if c.algorithm == "ppo":
             rows = self._ppo(policy, tasks, funcs, weights, ctx)
@@ -204,6 +209,13 @@ class RLPhase:
                 "learned", path=trained, dtype=dtype, device=str(policy.device)
             )
             return rm, "learned_reward"
+        judge = ctx.artifacts.get("judge")
+        if source == "judge" or (source == "auto" and judge is not None):
+            if judge is None:
+                raise IntentgymError(
+                    "rl reward=judge needs an earlier phase that judges samples (e.g. spec_sft)"
+                )
+            return judge, "judge"
         return ctx.reward_model("rl"), "reward_model"
 
     # --- TRL: GRPO and RLOO ------------------------------------------------------------------
