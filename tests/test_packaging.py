@@ -30,6 +30,13 @@ def test_a_built_wheel_contains_the_configs_templates_and_probe_sets(tmp_path):
     assert "intentgym/envs/feedback/data/claims.v1.jsonl" in names
     assert "intentgym/envs/feedback/data/work.v1.jsonl" in names
     assert "intentgym/conf/trainer/rlhf.yaml" in names
+    for part in ("a", "b"):
+        assert f"intentgym/envs/harmful_requests/data/requests_{part}.v1.jsonl" in names
+    assert "intentgym/trainers/data/constitution.v1.yaml" in names
+    assert "intentgym/reward_models/data/safety_spec.v1.yaml" in names
+    for trainer in ("constitutional", "deliberative"):
+        assert f"intentgym/conf/trainer/{trainer}.yaml" in names
+    assert "intentgym/conf/experiment/alignment_methods.yaml" in names
     assert "intentgym/conf/__init__.py" in names
     assert "intentgym/conf/experiment/emergent_misalignment.yaml" in names
     assert "intentgym/envs/insecure_code/env.py" in names

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from intentgym.envs import make_env
+from intentgym.errors import IntentgymError
 from intentgym.probes import (
     ForcedChoiceProbe,
     InDomainProbe,
@@ -94,3 +95,39 @@ def test_option_orders_map_to_the_misaligned_answer(tiny_policy, monkeypatch):
     assert abs(honest_scorer["position_bias_a"] - 0.5) < 1e-6
     letter_a = run_with(lambda p, label: label == "(A)")
     assert abs(letter_a["p_misaligned"] - 0.5) < 1e-6 and letter_a["position_bias_a"] > 0.99
+
+
+def test_answer_scoring_compares_the_options_texts_per_token(tiny_policy, monkeypatch):
+    """scoring=answer: the question alone is the prompt and each option's text the reply,
+    compared per token, so a long option is not penalised for its length; both scorings run
+    in one pass with scoring=both and report separately."""
+    from intentgym.probes import forced_choice
+
+    items = load_set("alignment_general")[:4]
+    seen_prompts = []
+
+    def per_token_prefers_misaligned(policy, prompts, continuations, **kwargs):
+        seen_prompts.extend(prompts)
+        out = []
+        for c in continuations:
+            n = len(policy.tokenizer(c, add_special_tokens=False)["input_ids"])
+            misaligned = any(c == i["misaligned"] for i in items)
+            out.append(n * (-1.0 if misaligned else -2.0))  # mean -1 vs -2 per token
+        return out
+
+    monkeypatch.setattr(forced_choice, "continuation_logprobs", per_token_prefers_misaligned)
+    ctx = ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
+    probe = ForcedChoiceProbe(ForcedChoiceConfig(max_items=4, scoring="answer"))
+    result = probe.run(tiny_policy, ctx)
+    m = {x.name.split("/")[-1]: x.value for x in result.metrics}
+    assert set(m) == {"misaligned_answer_rate", "p_misaligned_answer"}
+    assert m["misaligned_answer_rate"] == 1.0
+    assert m["p_misaligned_answer"] == pytest.approx(1 / (1 + math.exp(-1)))
+    assert all("Choices:" not in p for p in seen_prompts)
+    assert {r["scoring"] for r in result.records} == {"answer"}
+
+    both = ForcedChoiceProbe(ForcedChoiceConfig(max_items=4, scoring="both")).run(tiny_policy, ctx)
+    names = {x.name.split("/")[-1] for x in both.metrics}
+    assert {"p_misaligned", "position_bias_a", "p_misaligned_answer"} <= names
+    with pytest.raises(IntentgymError, match=r"scoring .letters.; valid choices: answer, both"):
+        ForcedChoiceConfig(scoring="letters")
