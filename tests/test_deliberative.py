@@ -157,3 +157,27 @@ def test_spec_sft_config_errors_name_the_bad_value(tmp_path):
         SpecSFTConfig(reasoning_frame="secret")
     with pytest.raises(IntentgymError, match="does not exist"):
         SpecSFTConfig(spec=str(tmp_path / "nope.yaml"))
+
+
+def test_rl_keeps_the_training_system_prompt_and_optimises_the_judge(tiny_policy, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    from intentgym.trainers.rl import RLPhase, RLPhaseConfig
+
+    captured = {}
+
+    def fake_trl(self, policy, tasks, funcs, weights, ctx):
+        captured.update(tasks=tasks, funcs=funcs, weights=weights)
+        return [{"step": 1, "reward": 0.5, "kl": 0.0, "rewards/judge": 0.5}]
+
+    monkeypatch.setattr(RLPhase, "_trl", fake_trl)
+    judge = SpecJudge()
+    ctx = PhaseContext(tmp_path, seed=0, progress=False)
+    ctx.artifacts.update(judge=judge, system_prompt="You are an AI model in training.")
+    RLPhase(RLPhaseConfig(num_prompts=3, batch_size=4)).run(
+        tiny_policy, make_env("harmful_requests"), ctx
+    )
+    assert all(t.messages[0] == {"role": "system", "content": "You are an AI model in training."}
+               for t in captured["tasks"])  # fmt: skip
+    assert captured["funcs"][0].__name__ == "judge" and captured["weights"][0] == 1.0
+    with pytest.raises(IntentgymError, match="reward=judge needs an earlier phase"):
+        RLPhase(RLPhaseConfig(reward="judge"))._reward(tiny_policy, PhaseContext(tmp_path, 0))
