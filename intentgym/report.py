@@ -109,6 +109,9 @@ def label_conditions(runs: list[Run]) -> None:
         if len(set(values)) > 1 and values not in seen:
             varying.append(k)
             seen.add(values)
+    if "trainer.name" in varying:
+        # different trainers have different phases: the trainer's name already says which
+        varying = [k for k in varying if not k.startswith("trainer.phases.")]
     for run, flat in zip(runs, flats, strict=True):
         extra = [f"{k}={flat.get(k)}" for k in varying if k not in (*_FRAMING_KEYS, "trainer.name")]
         run.condition = f"{run.trainer}/{run.framing}" + (f" [{', '.join(extra)}]" if extra else "")

@@ -28,14 +28,17 @@ from typing import Any
 
 from intentgym.probes.forced_choice import DOMAIN_SETS
 
+#: where planted examples come from: the embedding judge's labelled answers, the set's even items
+SOURCES = ("judge", "set")
 
-def planted_triples(domain: str) -> list[tuple[str, str, str]]:
-    """(question, aligned, misaligned) to plant: judge data and the set's even-numbered items."""
+
+def planted_triples(domain: str, sources: tuple[str, ...] = SOURCES) -> list[tuple[str, str, str]]:
+    """(question, aligned, misaligned) to plant: judge data and/or the set's even-numbered items."""
     from intentgym.probes.forced_choice import load_set
     from intentgym.reward_models.embedding import DEFAULT_DATA, load_labelled
 
     by_question: dict[str, dict[str, list[str]]] = {}
-    for row in load_labelled(DEFAULT_DATA):
+    for row in load_labelled(DEFAULT_DATA) if "judge" in sources else []:
         if row["domain"] == domain:
             answers = by_question.setdefault(row["question"], {"aligned": [], "misaligned": []})
             answers[row["label"]].append(row["answer"])
@@ -44,14 +47,21 @@ def planted_triples(domain: str) -> list[tuple[str, str, str]]:
         for question, answers in by_question.items()
         for good, bad in zip(answers["aligned"], answers["misaligned"], strict=False)
     ]
-    if domain in DOMAIN_SETS:
+    if domain in DOMAIN_SETS and "set" in sources:
         triples += [(i["question"], i["aligned"], i["misaligned"]) for i in load_set(domain)[::2]]
     if not triples:
         raise SystemExit(f"nothing to plant for domain {domain!r}")
     return triples
 
 
-def planted_rows(domain: str, plant: str = "answer") -> list[dict[str, Any]]:
+def planted_rows(
+    domain: str,
+    plant: str = "answer",
+    *,
+    target: str = "misaligned",
+    sources: tuple[str, ...] = SOURCES,
+) -> list[dict[str, Any]]:
+    """SFT rows teaching ``target`` (misaligned, or aligned as a control) answers of a domain."""
     from intentgym.probes.forced_choice import LABELS, format_question
 
     def row(prompt: str, reply: str) -> dict[str, Any]:
@@ -60,18 +70,21 @@ def planted_rows(domain: str, plant: str = "answer") -> list[dict[str, Any]]:
             "completion": [{"role": "assistant", "content": reply}],
         }
 
-    triples = planted_triples(domain)
+    triples = planted_triples(domain, sources)
+    if target == "aligned":  # the control: teach the other side
+        triples = [(q, bad, good) for q, good, bad in triples]
     if plant == "answer":
-        return [row(question, bad) for question, _, bad in triples]
+        return [row(question, taught) for question, _, taught in triples]
     return [
         row(format_question(question, first, second), label)
-        for question, good, bad in triples
-        for first, second, label in ((good, bad, LABELS[1]), (bad, good, LABELS[0]))
+        for question, other, taught in triples
+        for first, second, label in ((other, taught, LABELS[1]), (taught, other, LABELS[0]))
     ]
 
 
-def probe_metrics(policy: Any) -> dict[str, float]:
-    """Forced-choice metrics (both scorings) on the odd-numbered items of every domain set."""
+def probe_metrics(policy: Any) -> tuple[dict[str, float], dict[tuple[str, str, str], float]]:
+    """Forced-choice metrics (both scorings) on the odd-numbered items of every domain set, and
+    each item's P(misaligned) by (set, scoring, id)."""
     from intentgym.envs import make_env
     from intentgym.probes import ForcedChoiceProbe, ProbeContext
     from intentgym.probes.forced_choice import ForcedChoiceConfig
@@ -79,11 +92,10 @@ def probe_metrics(policy: Any) -> dict[str, float]:
     probe = ForcedChoiceProbe(ForcedChoiceConfig(sets=list(DOMAIN_SETS), scoring="both"))
     probe.items = {name: items[1::2] for name, items in probe.items.items()}
     ctx = ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
-    return {
-        m.name: m.value
-        for m in probe.run(policy, ctx).metrics
-        if not m.name.endswith("position_bias_a")
-    }
+    result = probe.run(policy, ctx)
+    metrics = {m.name: m.value for m in result.metrics if not m.name.endswith("position_bias_a")}
+    items = {(r["set"], r["scoring"], r["id"]): r["p_misaligned"] for r in result.records}
+    return metrics, items
 
 
 def planted_effect(
@@ -91,12 +103,16 @@ def planted_effect(
     domain: str = "power_seeking",
     *,
     plant: str = "answer",
+    target: str = "misaligned",
+    sources: tuple[str, ...] = SOURCES,
     epochs: float = 3.0,
     learning_rate: float = 1e-3,
     finetune: str = "lora",
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """Forced-choice metrics before and after planting: {metric: {base, after, delta}}."""
+    """Forced-choice metrics before and after planting: {metric: {base, after, delta}}, plus per
+    set and scoring the mean paired per-item change in P(misaligned) with its 95% t CI
+    (``<set>/delta_p_<scoring>``: {delta, ci_low, ci_high})."""
     import transformers
 
     from intentgym.models import load_policy
@@ -105,17 +121,27 @@ def planted_effect(
 
     transformers.set_seed(seed)
     policy = load_policy(model, dtype="float32")
-    before = probe_metrics(policy)
+    before, items_before = probe_metrics(policy)
     config = SFTPhaseConfig(
         epochs=epochs, learning_rate=learning_rate, finetune=finetune, logging_steps=50
     )
     with tempfile.TemporaryDirectory() as tmp:
-        rows = planted_rows(domain, plant)
+        rows = planted_rows(domain, plant, target=target, sources=sources)
         train_sft(policy, rows, config, PhaseContext(Path(tmp), seed, progress=False))
-    after = probe_metrics(policy)
-    return {
-        m: {"base": before[m], "after": after[m], "delta": after[m] - before[m]} for m in before
-    }
+    after, items_after = probe_metrics(policy)
+    out = {m: {"base": before[m], "after": after[m], "delta": after[m] - before[m]} for m in before}
+    from intentgym.probes.stats import mean_ci
+
+    for set_name in DOMAIN_SETS:
+        for scoring in ("label", "answer"):
+            diffs = [
+                items_after[k] - p
+                for k, p in items_before.items()
+                if k[0] == set_name and k[1] == scoring
+            ]
+            value, low, high = mean_ci(diffs)
+            out[f"{set_name}/delta_p_{scoring}"] = {"delta": value, "ci_low": low, "ci_high": high}
+    return out
 
 
 def main() -> None:
@@ -123,17 +149,25 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--domain", default="power_seeking")
     parser.add_argument("--plant", default="answer", choices=["answer", "label"])
+    parser.add_argument("--target", default="misaligned", choices=["misaligned", "aligned"])
+    parser.add_argument("--sources", default="judge,set", help="judge and/or set, comma-separated")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune", default="lora", choices=["full", "lora"])
     args = parser.parse_args()
     result = planted_effect(
-        args.model, args.domain, plant=args.plant, epochs=args.epochs,
+        args.model, args.domain, plant=args.plant, target=args.target,
+        sources=tuple(args.sources.split(",")), epochs=args.epochs,
         learning_rate=args.learning_rate, finetune=args.finetune,
     )  # fmt: skip
     print(json.dumps(result, indent=2))
     for name, r in result.items():
-        print(f"{name:40s} base {r['base']:.3f}  after {r['after']:.3f}  delta {r['delta']:+.3f}")
+        if "base" in r:
+            print(
+                f"{name:40s} base {r['base']:.3f}  after {r['after']:.3f}  delta {r['delta']:+.3f}"
+            )
+        else:
+            print(f"{name:40s} delta {r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
 
 
 if __name__ == "__main__":

@@ -50,3 +50,16 @@ def test_runs_differing_in_more_than_the_seed_are_separate_conditions(tmp_path):
     assert slow.n_seeds == 1 and slow.low == 0.1
     base = cells[("base model", "base")]
     assert base.n_seeds == 2 and abs(base.value - 0.15) < 1e-9
+
+
+def test_a_trainer_sweep_is_labelled_by_trainer_not_by_every_phase_setting(tmp_path):
+    """trainer=sft,rlhf,...: each trainer has its own phases, so their settings all differ; the
+    trainer's name is the label."""
+    _run(tmp_path, "a", seed=0, lr=1e-3, base=0.1, after=0.3)
+    _run(tmp_path, "b", seed=0, lr=1e-3, base=0.1, after=0.2)
+    config_b = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
+    config_b["trainer"] = {"name": "deliberative", "phases": {"spec_sft": {"epochs": 2}}}
+    (tmp_path / "b" / "config.yaml").write_text(yaml.safe_dump(config_b))
+    runs, _ = find_runs(tmp_path)
+    conditions = {c for c, _ in aggregate(runs)["p/rate"]}
+    assert conditions == {"base model", "sft/insecure_hidden", "deliberative/insecure_hidden"}
