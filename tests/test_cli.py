@@ -94,11 +94,15 @@ def test_wandb_logger_runs_offline_in_one_run_without_a_key(tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["env=nope"], "unknown env 'nope'; valid choices: feedback, insecure_code"),
+        (
+            ["env=nope"],
+            "unknown env 'nope'; valid choices: feedback, harmful_requests, insecure_code",
+        ),
         (["model=gpt5"], "unknown model 'gpt5'; valid choices: smollm2-135m, tiny-random"),
         (
             ["trainer=magic"],
-            "unknown trainer 'magic'; valid choices: best_of_n, none, reward_model, rlhf, sft",
+            "unknown trainer 'magic'; valid choices: best_of_n, constitutional, deliberative, none, "
+            "reward_model, rlhf, sft",
         ),
         (["env=feedback", "env.rater=grumpy"], "unknown framing for env feedback 'grumpy'"),
         (["experiment=rlhf_feedback", "env.rater=grumpy"], "'grumpy'; valid choices: approval"),
