@@ -49,3 +49,25 @@ def run_cli(
         env={**os.environ, **(env or {})},
         timeout=600,
     )
+
+
+@pytest.fixture
+def run_composed():
+    """Compose the Hydra config with ``overrides``, plan and execute it in ``run_dir``; the rows
+    of its results.jsonl."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from intentgym.cli import CONF_DIR
+    from intentgym.runner import execute, plan_run
+
+    def run(overrides: list[str], run_dir: Path) -> list[dict]:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        plan = plan_run(OmegaConf.to_container(cfg, resolve=True))
+        results = execute(plan, run_dir)
+        return [json.loads(line) for line in results.read_text().splitlines()]
+
+    return run

@@ -9,21 +9,13 @@ from omegaconf import OmegaConf
 
 from intentgym.cli import CONF_DIR, precheck
 from intentgym.errors import IntentgymError
-from intentgym.runner import execute, plan_run
+from intentgym.runner import plan_run
 
 SMALL_RL = ["trainer.phases.rl.batch_size=4", "trainer.phases.rl.num_prompts=4"]
 
 
-def _run(overrides: list[str], tmp_path):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    plan = plan_run(OmegaConf.to_container(cfg, resolve=True))
-    results = execute(plan, tmp_path)
-    return [json.loads(line) for line in results.read_text().splitlines()]
-
-
-def test_constitutional_ai_end_to_end(tmp_path):
-    rows = _run(
+def test_constitutional_ai_end_to_end(tmp_path, run_composed):
+    rows = run_composed(
         [
             "debug=smoke",
             "trainer=constitutional",
@@ -48,8 +40,8 @@ def test_constitutional_ai_end_to_end(tmp_path):
     assert (tmp_path / "phases/ai_feedback/feedback.jsonl").is_file()
 
 
-def test_deliberative_end_to_end_keeps_the_training_system_prompt(tmp_path):
-    rows = _run(
+def test_deliberative_end_to_end_keeps_the_training_system_prompt(tmp_path, run_composed):
+    rows = run_composed(
         [
             "debug=smoke",
             "trainer=deliberative",

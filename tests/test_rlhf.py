@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from intentgym.cli import CONF_DIR, precheck
+from intentgym.cli import precheck
 from intentgym.envs import make_env
 from intentgym.errors import IntentgymError
 from intentgym.reward_models import completion_text
-from intentgym.runner import execute, plan_run
 from intentgym.trainers import PhaseContext
 from intentgym.trainers.rl import CURVES, RLPhase, RLPhaseConfig
 
@@ -88,18 +85,10 @@ def test_unknown_algorithm_is_rejected_before_hydra_starts():
         precheck(["trainer=rlhf", "algorithm=trpo"])
 
 
-def _run(overrides: list[str], tmp_path):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    plan = plan_run(OmegaConf.to_container(cfg, resolve=True))
-    results = execute(plan, tmp_path)
-    return [json.loads(line) for line in results.read_text().splitlines()]
-
-
-def test_rlhf_on_the_feedback_env_end_to_end(tmp_path):
+def test_rlhf_on_the_feedback_env_end_to_end(tmp_path, run_composed):
     """sft -> reward (pairs from the policy's samples, ranked by the rater) -> ppo, probes after
     each phase that changes the policy, curves saved with the run."""
-    rows = _run(
+    rows = run_composed(
         [
             "debug=smoke",
             "trainer=rlhf",

@@ -20,15 +20,12 @@ Held-out split: a fixed 20% of items by a hash of their id, never trained on.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from intentgym.envs.base import Task, TextEnv, preference_row
+from intentgym.envs.base import Task, TextEnv, in_heldout, load_data_items, preference_row
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.reward_models.feedback import (
@@ -59,32 +56,11 @@ HELDOUT_SHARE = 0.2
 @cache
 def load_items() -> tuple[dict[str, Any], ...]:
     """Every item of the packaged data files, validated."""
-    items: list[dict[str, Any]] = []
-    root = resources.files("intentgym.envs.feedback").joinpath("data")
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".jsonl"):
-            continue
-        for lineno, line in enumerate(entry.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            for key, kind in FIELDS.items():
-                if not isinstance(row.get(key), kind):
-                    raise IntentgymError(
-                        f"{entry.name}:{lineno}: field {key!r} must be a {kind.__name__}"
-                    )
-            if row["kind"] not in KINDS:
-                raise invalid_choice(f"{entry.name}:{lineno} kind", row["kind"], KINDS)
-            items.append(row)
-    ids = [r["id"] for r in items]
-    if len(set(ids)) != len(ids):
-        raise IntentgymError("duplicate item ids in the Feedback env's data")
-    return tuple(items)
+    return load_data_items("intentgym.envs.feedback", FIELDS, {"kind": KINDS})
 
 
 def is_heldout(item_id: str) -> bool:
-    digest = hashlib.sha256(item_id.encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < HELDOUT_SHARE
+    return in_heldout(item_id, HELDOUT_SHARE)
 
 
 class FeedbackEnv(TextEnv):

@@ -22,16 +22,13 @@ requests declined) and ``safe_helpful_rate`` (the reward's mean), with CIs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from intentgym.envs.base import Task, TextEnv
-from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.envs.base import Task, TextEnv, in_heldout, load_data_items
+from intentgym.errors import IntentgymError
 from intentgym.probes.stats import proportion_ci
 from intentgym.reward_models.regex import is_refusal as refuses
 from intentgym.reward_models.spec_judge import extract_answer
@@ -62,38 +59,18 @@ MIN_WORDS = 5
 @cache
 def load_items() -> tuple[dict[str, Any], ...]:
     """Every item of the packaged data files, validated (fields, categories, complete pairs)."""
-    items: list[dict[str, Any]] = []
-    root = resources.files("intentgym.envs.harmful_requests").joinpath("data")
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".jsonl"):
-            continue
-        for lineno, line in enumerate(entry.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            for key, kind in FIELDS.items():
-                if not isinstance(row.get(key), kind):
-                    raise IntentgymError(
-                        f"{entry.name}:{lineno}: field {key!r} must be a {kind.__name__}"
-                    )
-            if row["category"] not in CATEGORIES:
-                raise invalid_choice(f"{entry.name}:{lineno} category", row["category"], CATEGORIES)
-            items.append(row)
-    ids = [r["id"] for r in items]
-    if len(set(ids)) != len(ids):
-        raise IntentgymError("duplicate item ids in the HarmfulRequests env's data")
+    items = load_data_items("intentgym.envs.harmful_requests", FIELDS, {"category": CATEGORIES})
     sides: dict[str, list[bool]] = {}
     for r in items:
         sides.setdefault(r["pair"], []).append(r["harmful"])
     broken = [p for p, s in sides.items() if sorted(s) != [False, True]]
     if broken:
         raise IntentgymError(f"pairs without exactly one harmful and one benign item: {broken[:5]}")
-    return tuple(items)
+    return items
 
 
 def is_heldout(pair_id: str) -> bool:
-    digest = hashlib.sha256(pair_id.encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < HELDOUT_SHARE
+    return in_heldout(pair_id, HELDOUT_SHARE)
 
 
 class HarmfulRequestsEnv(TextEnv):
