@@ -6,6 +6,8 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
 
 from intentgym.errors import IntentgymError
@@ -66,3 +68,21 @@ def _name(annotation: Any) -> str:
 
 def _type_error(where: str, expected: str, value: Any) -> IntentgymError:
     return IntentgymError(f"{where} must be {expected}, got {value!r}")
+
+
+def load_yaml(path: str | Path | None, what: str, default: tuple[str, str]) -> tuple[Any, str]:
+    """A YAML file's data and a name for it in errors: ``path``, or when it is None the packaged
+    ``default`` = (package, relative path). A missing or unparsable file is a one-line error."""
+    import yaml
+
+    if path is None:
+        package, relative = default
+        text = resources.files(package).joinpath(relative).read_text()
+        return yaml.safe_load(text), f"the default {what}"
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise IntentgymError(f"{what} file {str(file)!r} does not exist")
+    try:
+        return yaml.safe_load(file.read_text()), str(file)
+    except yaml.YAMLError as e:
+        raise IntentgymError(f"{what} {file} is not valid YAML: {e}") from None

@@ -29,12 +29,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from intentgym.configs import load_yaml
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.reward_models.base import (
     Completion,
@@ -106,19 +104,7 @@ def cited_rules(text: str, spec: Spec) -> list[str]:
 
 @cache
 def _load_cached(path: str | None) -> Spec:
-    if path is None:
-        source = "the default safety spec"
-        text = resources.files("intentgym.reward_models").joinpath("data/safety_spec.v1.yaml")
-        data = yaml.safe_load(text.read_text())
-    else:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise IntentgymError(f"spec file {str(file)!r} does not exist")
-        source = str(file)
-        try:
-            data = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as e:
-            raise IntentgymError(f"spec {source} is not valid YAML: {e}") from None
+    data, source = load_yaml(path, "spec", ("intentgym.reward_models", "data/safety_spec.v1.yaml"))
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         raise IntentgymError(f"spec {source} needs 'categories:' (a list) and 'style:' rules")
 

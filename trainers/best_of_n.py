@@ -18,7 +18,6 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from intentgym.errors import IntentgymError
 from intentgym.generation import generate
 from intentgym.models import Policy
 from intentgym.probes.stats import mean_ci
-from intentgym.trainers.phase import PHASES, PhaseContext
+from intentgym.trainers.phase import PHASES, PhaseContext, result_row
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 log = logging.getLogger(__name__)
@@ -118,8 +117,8 @@ class BestOfNPhase:
                 f.write(json.dumps(r) + "\n")
         all_scored = [r for r in rewards if not math.isnan(r)]
         ctx.results += [
-            _row("mean_reward_all", all_scored),
-            _row("mean_reward_kept", kept_rewards),
+            result_row("best_of_n", "mean_reward_all", mean_ci(all_scored), len(all_scored)),
+            result_row("best_of_n", "mean_reward_kept", mean_ci(kept_rewards), len(kept_rewards)),
         ]
         if not rows:
             raise IntentgymError(
@@ -134,15 +133,3 @@ class BestOfNPhase:
             np.mean(kept_rewards),
         )
         return train_sft(policy, rows, c, ctx)
-
-
-def _row(metric: str, values: list[float]) -> dict[str, Any]:
-    value, low, high = mean_ci(values)
-    return {
-        "probe": "best_of_n",
-        "metric": metric,
-        "value": value,
-        "ci_low": low,
-        "ci_high": high,
-        "n": len(values),
-    }

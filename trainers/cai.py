@@ -26,13 +26,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from intentgym.configs import load_yaml
 from intentgym.envs.base import Task, TextEnv, preference_row
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import chat_prompts, generate
@@ -40,7 +39,7 @@ from intentgym.models import Policy
 from intentgym.probes.stats import mean_ci
 from intentgym.reward_models.llm_judge import JudgeError, OpenAINumberScorer
 from intentgym.scoring import continuation_logprobs
-from intentgym.trainers.phase import PhaseContext
+from intentgym.trainers.phase import PhaseContext, result_row
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 PRINCIPLE_KEYS = ("id", "critique", "revision", "comparison")
@@ -84,19 +83,9 @@ class Constitution:
 
 def load_constitution(path: str | Path | None = None) -> Constitution:
     """A constitution YAML (``None``: the packaged default), validated."""
-    if path is None:
-        text = resources.files("intentgym.trainers").joinpath("data/constitution.v1.yaml")
-        source = "the default constitution"
-        data = yaml.safe_load(text.read_text())
-    else:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise IntentgymError(f"constitution file {str(file)!r} does not exist")
-        source = str(file)
-        try:
-            data = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as e:
-            raise IntentgymError(f"constitution {source} is not valid YAML: {e}") from None
+    data, source = load_yaml(
+        path, "constitution", ("intentgym.trainers", "data/constitution.v1.yaml")
+    )
     rows = data.get("principles") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not rows:
         raise IntentgymError(
@@ -237,9 +226,9 @@ class SLCAIPhase:
         n = len(tasks)
         changed = sum(a != b.strip() for a, b in zip(replies, first, strict=True))
         ctx.results += [
-            _row("sl_cai", "env_reward_initial", mean_ci(before), n),
-            _row("sl_cai", "env_reward_revised", mean_ci(after), n),
-            _row("sl_cai", "revised_share", (changed / n, changed / n, changed / n), n),
+            result_row("sl_cai", "env_reward_initial", mean_ci(before), n),
+            result_row("sl_cai", "env_reward_revised", mean_ci(after), n),
+            result_row("sl_cai", "revised_share", (changed / n, changed / n, changed / n), n),
         ]
         rows = [
             {"prompt": list(t.messages), "completion": [{"role": "assistant", "content": r}]}
@@ -256,18 +245,6 @@ def _echoes(revision: str, critique: str) -> bool:
     a, b = " ".join(revision.split()).lower(), " ".join(critique.split()).lower()
     head = min(len(a), len(b), 60)
     return head > 0 and a[:head] == b[:head]
-
-
-def _row(probe: str, metric: str, estimate: tuple[float, float, float], n: int) -> dict[str, Any]:
-    value, low, high = estimate
-    return {
-        "probe": probe,
-        "metric": metric,
-        "value": value,
-        "ci_low": low,
-        "ci_high": high,
-        "n": n,
-    }
 
 
 # --- RL-CAI: AI feedback -------------------------------------------------------------------------
@@ -430,15 +407,17 @@ class AIFeedbackPhase:
         agree = sum(x > y for x, y in decided)
         bias = float(np.mean(p_first))
         ctx.results += [
-            _row("ai_feedback", "pairs_kept", (float(len(rows)),) * 3, len(pairs)),
-            _row("ai_feedback", "mean_confidence", mean_ci([k[3] for k in kept]), len(kept)),
-            _row("ai_feedback", "first_option_bias", (bias, bias, bias), len(p_first)),
+            result_row("ai_feedback", "pairs_kept", (float(len(rows)),) * 3, len(pairs)),
+            result_row("ai_feedback", "mean_confidence", mean_ci([k[3] for k in kept]), len(kept)),
+            result_row("ai_feedback", "first_option_bias", (bias, bias, bias), len(p_first)),
         ]
         if n_dec:
             from intentgym.probes.stats import proportion_ci
 
             ctx.results.append(
-                _row("ai_feedback", "agrees_with_env_reward", proportion_ci(agree, n_dec), n_dec)
+                result_row(
+                    "ai_feedback", "agrees_with_env_reward", proportion_ci(agree, n_dec), n_dec
+                )
             )
         ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy

@@ -43,8 +43,7 @@ from intentgym.generation import generate
 from intentgym.models import Policy
 from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.reward_models.spec_judge import Category, Spec, SpecJudge, cited_rules, load_spec
-from intentgym.trainers.cai import _row
-from intentgym.trainers.phase import PhaseContext
+from intentgym.trainers.phase import PhaseContext, result_row
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 REASONING_FRAMES = ("private", "visible", "told_ai_in_training")
@@ -202,9 +201,9 @@ class SpecSFTPhase:
         n = len(demos)
         n_cite, n_kept = sum(bool(x) for x in cites), sum(kept)
         ctx.results += [
-            _row("spec_sft", "cite_rate", proportion_ci(n_cite, n), n),
-            _row("spec_sft", "accepted_share", proportion_ci(n_kept, n), n),
-            _row("spec_sft", "judge_score", mean_ci([s for s in scores if s is not None]), n),
+            result_row("spec_sft", "cite_rate", proportion_ci(n_cite, n), n),
+            result_row("spec_sft", "accepted_share", proportion_ci(n_kept, n), n),
+            result_row("spec_sft", "judge_score", mean_ci([s for s in scores if s is not None]), n),
         ]
         if not n_kept:
             raise IntentgymError(

@@ -46,6 +46,21 @@ class PhaseContext:
         return self.reward_model_factory()
 
 
+def result_row(
+    probe: str, metric: str, estimate: tuple[float, float, float], n: int
+) -> dict[str, Any]:
+    """One row a phase reports about itself (``ctx.results``): ``estimate`` = (value, low, high)."""
+    value, low, high = estimate
+    return {
+        "probe": probe,
+        "metric": metric,
+        "value": value,
+        "ci_low": low,
+        "ci_high": high,
+        "n": n,
+    }
+
+
 class Phase(Protocol):
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy: ...
 

@@ -26,7 +26,7 @@ from intentgym.envs.base import TextEnv
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.models import Policy
 from intentgym.probes.stats import mean_ci, proportion_ci
-from intentgym.trainers.phase import PHASES, PhaseContext
+from intentgym.trainers.phase import PHASES, PhaseContext, result_row
 from intentgym.trainers.sft import (
     TrainingSettings,
     _remove_if_empty,
@@ -124,8 +124,8 @@ class RewardPhase:
         margins = pairwise_margins(str(out), held_out, policy)
         accuracy = proportion_ci(sum(m > 0 for m in margins), len(margins))
         ctx.results += [
-            _row("pairwise_accuracy", *accuracy, len(margins)),
-            _row("mean_margin", *mean_ci(margins), len(margins)),
+            result_row("reward_model", "pairwise_accuracy", accuracy, len(margins)),
+            result_row("reward_model", "mean_margin", mean_ci(margins), len(margins)),
         ]
         log.info("reward model: held-out pairwise accuracy %.3f (n=%d)", accuracy[0], len(margins))
         ctx.artifacts["reward_model"] = str(out)
@@ -182,7 +182,9 @@ def sampled_pairs(
         "reward: %d/%d prompts gave a pair (margin >= %s)", len(pairs), len(tasks), c.min_margin
     )
     ctx.results.append(
-        _row("paired_prompt_share", *proportion_ci(len(pairs), len(tasks)), len(tasks))
+        result_row(
+            "reward_model", "paired_prompt_share", proportion_ci(len(pairs), len(tasks)), len(tasks)
+        )
     )
     if len(pairs) < 2:
         raise IntentgymError(
@@ -264,14 +266,3 @@ def pairwise_margins(path: str, pairs: list[dict[str, Any]], policy: Policy) -> 
     chosen = rm(prompts, [p["chosen"] for p in pairs])
     rejected = rm(prompts, [p["rejected"] for p in pairs])
     return [float(a) - float(b) for a, b in zip(chosen, rejected, strict=True)]  # type: ignore[arg-type]
-
-
-def _row(metric: str, value: float, low: float, high: float, n: int) -> dict[str, Any]:
-    return {
-        "probe": "reward_model",
-        "metric": metric,
-        "value": value,
-        "ci_low": low,
-        "ci_high": high,
-        "n": n,
-    }
