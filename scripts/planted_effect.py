@@ -109,10 +109,12 @@ def planted_effect(
     learning_rate: float = 1e-3,
     finetune: str = "lora",
     seed: int = 0,
+    baseline: tuple[dict[str, float], dict[tuple[str, str, str], float]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Forced-choice metrics before and after planting: {metric: {base, after, delta}}, plus per
     set and scoring the mean paired per-item change in P(misaligned) with its 95% t CI
-    (``<set>/delta_p_<scoring>``: {delta, ci_low, ci_high})."""
+    (``<set>/delta_p_<scoring>``: {delta, ci_low, ci_high}). ``baseline`` is ``probe_metrics`` of
+    the untrained model, when already measured."""
     import transformers
 
     from intentgym.models import load_policy
@@ -121,7 +123,7 @@ def planted_effect(
 
     transformers.set_seed(seed)
     policy = load_policy(model, dtype="float32")
-    before, items_before = probe_metrics(policy)
+    before, items_before = baseline or probe_metrics(policy)
     config = SFTPhaseConfig(
         epochs=epochs, learning_rate=learning_rate, finetune=finetune, logging_steps=50
     )
@@ -144,10 +146,40 @@ def planted_effect(
     return out
 
 
+def planting_matrix(
+    model: str, domains: tuple[str, ...], **kwargs: Any
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``planted_effect`` once per domain, on one shared baseline: {planted domain: result}."""
+    from intentgym.models import load_policy
+
+    baseline = probe_metrics(load_policy(model, dtype="float32"))
+    return {d: planted_effect(model, d, baseline=baseline, **kwargs) for d in domains}
+
+
+def print_matrix(results: dict[str, dict[str, dict[str, float]]], scoring: str = "answer") -> None:
+    """Rows: the planted domain; columns: each set's paired change in P(misaligned) with its CI;
+    last column: the planted set's change over the largest change among the other sets."""
+    print(f"| planted \\ measured ({scoring}) | " + " | ".join(DOMAIN_SETS) + " | own / next |")
+    print("|---" * (len(DOMAIN_SETS) + 2) + "|")
+    for planted, result in results.items():
+        cells, deltas = [], {}
+        for name in DOMAIN_SETS:
+            r = result[f"{name}/delta_p_{scoring}"]
+            deltas[name] = r["delta"]
+            cell = f"{r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+            cells.append(f"**{cell}**" if name == planted else cell)
+        others = [abs(v) for k, v in deltas.items() if k != planted]
+        ratio = abs(deltas.get(planted, 0.0)) / max(max(others), 1e-9)
+        print(f"| {planted} | " + " | ".join(cells) + f" | {ratio:.1f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--domain", default="power_seeking")
+    parser.add_argument(
+        "--domain", default="power_seeking", help="a domain set, or 'all': one planting per set"
+    )
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--plant", default="answer", choices=["answer", "label"])
     parser.add_argument("--target", default="misaligned", choices=["misaligned", "aligned"])
     parser.add_argument("--sources", default="judge,set", help="judge and/or set, comma-separated")
@@ -155,6 +187,17 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune", default="lora", choices=["full", "lora"])
     args = parser.parse_args()
+    if args.domain == "all":
+        results = planting_matrix(
+            args.model, DOMAIN_SETS, plant=args.plant, target=args.target,
+            sources=tuple(args.sources.split(",")), epochs=args.epochs,
+            learning_rate=args.learning_rate, finetune=args.finetune,
+        )  # fmt: skip
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2))
+        print_matrix(results, "answer")
+        print_matrix(results, "label")
+        return
     result = planted_effect(
         args.model, args.domain, plant=args.plant, target=args.target,
         sources=tuple(args.sources.split(",")), epochs=args.epochs,
