@@ -107,8 +107,9 @@ def reply_activations(
     *,
     batch_size: int = 16,
 ) -> dict[int, torch.Tensor]:
-    """Per layer, [n, hidden] float32: the residual stream after that decoder layer, averaged
-    over the reply's tokens, with the user message rendered by the chat template."""
+    """Per layer, [n, hidden] float32: the residual stream after that decoder layer (the block's
+    output, where ``steering`` adds its vector), averaged over the reply's tokens, with the user
+    message rendered by the chat template."""
     layers = check_layers(policy, layers)
     tokenizer = policy.tokenizer
     contexts = chat_prompts(policy, [[{"role": "user", "content": p}] for p in prompts])
@@ -121,7 +122,7 @@ def reply_activations(
         rows.append((c_ids + r_ids, len(c_ids)))
     out: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     pad = tokenizer.pad_token_id
-    with eval_mode(policy):
+    with eval_mode(policy), _recording(policy, layers) as outputs:
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             width = max(len(ids) for ids, _ in batch)
@@ -132,14 +133,12 @@ def reply_activations(
                 ids[r, : len(seq)] = torch.tensor(seq)
                 attention[r, : len(seq)] = 1
                 reply[r, n_context : len(seq)] = True
-            hidden = policy.model(
-                input_ids=ids.to(policy.device),
-                attention_mask=attention.to(policy.device),
-                output_hidden_states=True,
-            ).hidden_states
+            policy.model(
+                input_ids=ids.to(policy.device), attention_mask=attention.to(policy.device)
+            )
             weights = (reply / reply.sum(1, keepdim=True)).to(policy.device)
-            for layer in layers:  # hidden_states[0] is the embedding output
-                states = hidden[layer + 1].float()
+            for layer in layers:
+                states = outputs.pop(layer).float()
                 out[layer].append(torch.einsum("bt,btd->bd", weights, states).cpu())
     return {layer: torch.cat(chunks) for layer, chunks in out.items()}
 
@@ -185,6 +184,32 @@ def directions(
     """A direction per layer from the pairs (use the train split)."""
     pos, neg = pair_activations(policy, pairs, layers)
     return {layer: direction(pos[layer], neg[layer], method) for layer in pos}
+
+
+def _block_output(output: object) -> torch.Tensor:
+    """A decoder block's hidden states, whether it returns a tensor or a tuple."""
+    return output[0] if isinstance(output, tuple) else output  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _recording(policy: Policy, layers: Sequence[int]) -> Iterator[dict[int, torch.Tensor]]:
+    """Capture each listed decoder block's output (the residual stream after it, before any
+    final norm) on every forward pass: {layer: [batch, seq, hidden]}, overwritten per pass."""
+    blocks = decoder_layers(policy)
+    outputs: dict[int, torch.Tensor] = {}
+    handles = [
+        blocks[layer].register_forward_hook(
+            lambda module, args, output, layer=layer: outputs.__setitem__(
+                layer, _block_output(output)
+            )
+        )
+        for layer in layers
+    ]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
