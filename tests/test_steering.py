@@ -31,12 +31,13 @@ def test_builtin_pair_sets_have_100_pairs_each_and_a_held_out_split(trait):
 
 def test_pair_files_by_path_and_bad_input_give_clear_errors(tmp_path):
     good = tmp_path / "mine.jsonl"
-    good.write_text(
-        "\n".join(json.dumps({"id": p.id, "prompt": p.prompt, "positive": p.positive,
-                              "negative": p.negative}) for p in _pairs(3))  # fmt: skip
-    )
+    rows = [
+        {"id": p.id, "prompt": p.prompt, "positive": p.positive, "negative": p.negative}
+        for p in _pairs(3)
+    ]
+    good.write_text("\n".join(json.dumps(r) for r in rows))
     assert [p.id for p in steering.load_pairs(str(good))] == ["p0", "p1", "p2"]
-    with pytest.raises(IntentgymError, match="unknown trait 'honestly'.*honesty"):
+    with pytest.raises(IntentgymError, match=r"unknown trait 'honestly'.*honesty"):
         steering.load_pairs("honestly")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "x", "prompt": "q", "positive": "a"}) + "\n")
@@ -57,14 +58,15 @@ def test_reply_activations_average_the_reply_tokens_of_each_layer(tiny_policy):
     """Batched and padded activations equal a hand computation on each sequence alone."""
     prompts, replies = ["short", "a much longer question here"], [" yes", " no thanks at all"]
     got = steering.reply_activations(tiny_policy, prompts, replies, [0, -1], batch_size=2)
-    contexts = steering.chat_prompts(tiny_policy, [[{"role": "user", "content": p}] for p in prompts])
+    contexts = steering.chat_prompts(
+        tiny_policy, [[{"role": "user", "content": p}] for p in prompts]
+    )
     last = len(steering.decoder_layers(tiny_policy)) - 1
     for i, (context, reply) in enumerate(zip(contexts, replies, strict=True)):
         c = tiny_policy.tokenizer(context, add_special_tokens=False)["input_ids"]
         r = tiny_policy.tokenizer(reply, add_special_tokens=False)["input_ids"]
-        with eval_mode(tiny_policy):
-            with steering._recording(tiny_policy, [0, last]) as states:
-                tiny_policy.model(input_ids=torch.tensor([c + r]))
+        with eval_mode(tiny_policy), steering._recording(tiny_policy, [0, last]) as states:
+            tiny_policy.model(input_ids=torch.tensor([c + r]))
         for layer in (0, last):
             want = states[layer][0, len(c) :].float().mean(0)
             assert torch.allclose(got[layer][i], want, atol=1e-5)

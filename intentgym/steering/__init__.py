@@ -76,7 +76,9 @@ def load_pairs(trait: str) -> list[Pair]:
 _TEXTS = ("prompt", "positive", "negative")
 
 
-def split_pairs(pairs: Sequence[Pair], share: float = HELDOUT_SHARE) -> tuple[list[Pair], list[Pair]]:
+def split_pairs(
+    pairs: Sequence[Pair], share: float = HELDOUT_SHARE
+) -> tuple[list[Pair], list[Pair]]:
     """(train, held out): a fixed split by a hash of each pair's id."""
     held = [p for p in pairs if in_heldout(p.id, share)]
     return [p for p in pairs if not in_heldout(p.id, share)], held
@@ -128,15 +130,15 @@ def reply_activations(
             width = max(len(ids) for ids, _ in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             attention = torch.zeros_like(ids)
-            reply = torch.zeros((len(batch), width), dtype=torch.bool)
+            in_reply = torch.zeros((len(batch), width), dtype=torch.bool)
             for r, (seq, n_context) in enumerate(batch):
                 ids[r, : len(seq)] = torch.tensor(seq)
                 attention[r, : len(seq)] = 1
-                reply[r, n_context : len(seq)] = True
+                in_reply[r, n_context : len(seq)] = True
             policy.model(
                 input_ids=ids.to(policy.device), attention_mask=attention.to(policy.device)
             )
-            weights = (reply / reply.sum(1, keepdim=True)).to(policy.device)
+            weights = (in_reply / in_reply.sum(1, keepdim=True)).to(policy.device)
             for layer in layers:
                 states = outputs.pop(layer).float()
                 out[layer].append(torch.einsum("bt,btd->bd", weights, states).cpu())
@@ -159,7 +161,9 @@ def pair_activations(
     return {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
 
 
-def direction(positive: torch.Tensor, negative: torch.Tensor, method: str = "mean_diff") -> torch.Tensor:
+def direction(
+    positive: torch.Tensor, negative: torch.Tensor, method: str = "mean_diff"
+) -> torch.Tensor:
     """The trait's direction from [n, hidden] activations of matched pairs.
 
     ``mean_diff``: mean(positive − negative). ``pca``: the first principal component of the
@@ -217,9 +221,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @contextlib.contextmanager
-def steering(
-    policy: Policy, vectors: Mapping[int, torch.Tensor], alpha: float
-) -> Iterator[None]:
+def steering(policy: Policy, vectors: Mapping[int, torch.Tensor], alpha: float) -> Iterator[None]:
     """Add ``alpha * vectors[layer]`` to the output of each decoder layer, at every position,
     while the block runs (generation, scoring, training all see it); hooks are removed after."""
     blocks = decoder_layers(policy)
@@ -230,7 +232,9 @@ def steering(
             policy.device
         )
 
-        def hook(module: torch.nn.Module, args: object, output: object, shift: torch.Tensor = shift) -> object:
+        def hook(
+            module: torch.nn.Module, args: object, output: object, shift: torch.Tensor = shift
+        ) -> object:
             if isinstance(output, tuple):
                 return (output[0] + shift.to(output[0].dtype), *output[1:])
             assert isinstance(output, torch.Tensor)
