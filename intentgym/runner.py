@@ -126,6 +126,7 @@ class Limits:
 
         cap("num_examples", self.train_examples)
         cap("num_pairs", self.train_examples)
+        cap("num_prompts", self.train_examples, unset=0)
         cap("max_steps", self.train_steps, unset=-1)
         cap("n_items", self.probe_items)
         cap("max_items", self.probe_items, unset=0)
@@ -185,11 +186,18 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     for label, pcfg in phase_cfgs.items():
         pcfg = dict(pcfg or {})
         kind = pcfg.pop("kind", label)
+        # repeat: k runs the phase k times (labels <label>_1 .. <label>_k), probed after each
+        repeat = pcfg.pop("repeat", 1)
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+            raise IntentgymError(
+                f"trainer.phases.{label}.repeat must be a whole number >= 1, got {repeat!r}"
+            )
         kinds.append(kind)
         cls: Any = PHASES.get(kind)
         config = build_dataclass(cls.config_class, pcfg, f"trainer.phases.{label}")
         limits.apply(config)
-        phases.append((label, cls(config)))
+        for k in range(1, repeat + 1):
+            phases.append((f"{label}_{k}" if repeat > 1 else label, cls(config)))
 
     probe_cfgs = dict(top.probes)
     probe_cfgs.pop("suite", None)

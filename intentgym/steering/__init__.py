@@ -141,7 +141,8 @@ def reply_activations(
             weights = (in_reply / in_reply.sum(1, keepdim=True)).to(policy.device)
             for layer in layers:
                 states = outputs.pop(layer).float()
-                out[layer].append(torch.einsum("bt,btd->bd", weights, states).cpu())
+                # elementwise, so autocast leaves the average in float32
+                out[layer].append((states * weights[..., None]).sum(1).cpu())
     return {layer: torch.cat(chunks) for layer, chunks in out.items()}
 
 
