@@ -26,6 +26,9 @@ from intentgym.probes.stats import mean_ci
 
 log = logging.getLogger(__name__)
 
+#: per-run figures the report links when a run wrote them (steer_distill: Goodhart metrics)
+RUN_PLOTS = ("goodhart.png",)
+
 
 @dataclass
 class Run:
@@ -222,7 +225,7 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def markdown(runs: list[Run], incomplete: list[Path]) -> str:
+def markdown(runs: list[Run], incomplete: list[Path], root: Path | None = None) -> str:
     lines = [f"# intentgym report\n\n{len(runs)} completed run(s)."]
     if incomplete:
         lines.append("\nIncomplete (not tabulated): " + ", ".join(str(p) for p in incomplete))
@@ -241,6 +244,12 @@ def markdown(runs: list[Run], incomplete: list[Path]) -> str:
                 f"| {condition} | {phase} | {c.n_seeds} | {_fmt(c.value)} [{_fmt(c.low)}, {_fmt(c.high)}] | {delta} |"
             )
         lines.append("")
+    plots = [(r, r.path / name) for r in runs for name in RUN_PLOTS if (r.path / name).is_file()]
+    if plots:
+        lines.append("## Plots written by the runs\n")
+        for run, path in plots:
+            where = path.relative_to(root) if root and path.is_relative_to(root) else path
+            lines.append(f"{run.condition or run.path.name}: ![{path.stem}]({where})\n")
     return "\n".join(lines)
 
 
@@ -279,7 +288,7 @@ def build_report(root: Path) -> str:
     runs, incomplete = find_runs(root)
     if not runs:
         raise IntentgymError(f"no completed runs (results.jsonl) under {str(root)!r}")
-    text = markdown(runs, incomplete)
+    text = markdown(runs, incomplete, root)
     (root / "report.md").write_text(text)
     write_csv(runs, root / "report.csv")
     plot(runs, root / "report.png")

@@ -26,6 +26,10 @@ def test_steer_distill_end_to_end_probes_every_iteration_and_plots_goodhart(tmp_
     samples = (tmp_path / "phases/steer_distill_1/samples.jsonl").read_text().splitlines()
     assert samples and json.loads(samples[0])["alpha"] == 8.0
     assert (tmp_path / "phases/steer_distill_2/adapter").is_dir()
+    from intentgym.report import build_report
+
+    report = build_report(tmp_path)
+    assert "## goodhart/probe_accuracy@1" in report and "](goodhart.png)" in report
 
 
 def test_bad_steer_distill_settings_are_clear_errors(tmp_path, run_composed):
