@@ -61,7 +61,10 @@ def find_runs(root: Path) -> tuple[list[Run], list[Path]]:
             runs.append(
                 Run(
                     run_dir,
-                    framing=config["env"]["framing"],
+                    # the runner's label (an env framing, or e.g. a steer_distill trait)
+                    framing=next(
+                        (r["framing"] for r in rows if "framing" in r), config["env"]["framing"]
+                    ),
                     trainer=config["trainer"].get("name", "custom"),
                     seed=int(config["seed"]),
                     model=config["model"]["name"],
@@ -95,6 +98,12 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
 _FRAMING_KEYS = ("env.framing", "env.rater")
 
 
+def _is_framing_key(key: str) -> bool:
+    """A key the run's framing label already shows: the env's framing, or a steer_distill
+    phase's trait (``Plan.framing``)."""
+    return key in _FRAMING_KEYS or (key.startswith("trainer.phases.") and key.endswith(".trait"))
+
+
 def label_conditions(runs: list[Run]) -> None:
     """Runs whose configs differ only in the seed form one condition; label each condition by
     trainer/framing plus every other key that varies between the runs. The base model is one
@@ -116,12 +125,14 @@ def label_conditions(runs: list[Run]) -> None:
         # different trainers have different phases: the trainer's name already says which
         varying = [k for k in varying if not k.startswith("trainer.phases.")]
     for run, flat in zip(runs, flats, strict=True):
-        extra = [f"{k}={flat.get(k)}" for k in varying if k not in (*_FRAMING_KEYS, "trainer.name")]
+        extra = [
+            f"{k}={flat.get(k)}" for k in varying if not _is_framing_key(k) and k != "trainer.name"
+        ]
         run.condition = f"{run.trainer}/{run.framing}" + (f" [{', '.join(extra)}]" if extra else "")
         base = [
             f"{k}={flat.get(k)}"
             for k in varying
-            if k.startswith(("model.", "probes.", "env.")) and k not in _FRAMING_KEYS
+            if k.startswith(("model.", "probes.", "env.")) and not _is_framing_key(k)
         ]
         run.base_condition = "base model" + (f" [{', '.join(base)}]" if base else "")
 

@@ -149,6 +149,14 @@ class Plan:
     #: the run's reward model: (registry name, constructor arguments), or None
     reward_model: tuple[str, dict[str, Any]] | None = None
 
+    @property
+    def framing(self) -> str:
+        """What the run's training data is, as results and reports label it: the env's framing,
+        unless the phases train on data of their own (a phase's ``data_label``, e.g. the trait
+        of ``steer_distill``), which then labels the run instead."""
+        own = [p.data_label for _, p in self.phases if getattr(p, "data_label", None)]
+        return "+".join(dict.fromkeys(own)) if own else self.env.framing
+
 
 def plan_run(cfg: dict[str, Any]) -> Plan:
     """Validate a composed config and build every component; raises IntentgymError on bad input."""
@@ -270,7 +278,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                 project=plan.logger.project,
                 config=plan.raw,
                 run_dir=run_dir,
-                name=f"{plan.trainer_name}-{plan.env.framing}-s{plan.seed}",
+                name=f"{plan.trainer_name}-{plan.framing}-s{plan.seed}",
                 group=plan.logger.group or group,
                 mode=plan.logger.mode,
                 tags=plan.logger.tags,
@@ -279,7 +287,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
             "model": plan.model.name,
             "dtype": dtype,
             "env": plan.env.name,
-            "framing": plan.env.framing,
+            "framing": plan.framing,
             "trainer": plan.trainer_name,
             "seed": plan.seed,
         }

@@ -7,24 +7,55 @@ import pytest
 from intentgym.errors import IntentgymError
 
 TINY = ["debug=smoke", "trainer=steer_distill", "trainer.phases.steer_distill.layers=[-1]"]
+# the forced-choice probe alone: enough to see the suite run after every iteration
+FORCED_CHOICE_ONLY = [
+    "probes=quick",
+    *(f"~probes.{p}" for p in ("free_form", "compliance_gap", "capability", "in_domain")),
+]
+GOODHART = (
+    "probe_accuracy@1",
+    "cosine_to_original@1",
+    "projection_positive@1",
+    "projection_negative@1",
+    "projection_gap@1",
+    "behaviour",
+    "behaviour_shift",
+    "steered_kept_share",
+    "steered_coherence",
+)
 
 
 def test_steer_distill_end_to_end_probes_every_iteration_and_plots_goodhart(tmp_path, run_composed):
-    rows = run_composed([*TINY, "trainer.phases.steer_distill.repeat=2", "probes=quick"], tmp_path)
+    overrides = [*TINY, "trainer.phases.steer_distill.repeat=2", *FORCED_CHOICE_ONLY]
+    rows = run_composed(overrides, tmp_path)
     phases = {r["phase"] for r in rows if r["probe"] == "forced_choice"}
     assert phases == {"base", "steer_distill_1", "steer_distill_2"}
+    # the run is labelled by its trait, not by the env's framing it does not train on
+    assert {r["framing"] for r in rows} == {"corrigibility"}
     metrics = {(r["phase"], r["probe"], r["metric"]) for r in rows}
     for phase in ("steer_distill_1", "steer_distill_2"):
-        for name in ("probe_accuracy@1", "cosine_to_original@1", "projection_gap@1", "behaviour"):
+        for name in GOODHART:
             assert (phase, "goodhart", name) in metrics, (phase, name)
     assert ("steer_distill_1", "steering", "delta_p_misaligned") in metrics
     assert ("steer_distill_1", "goodhart_base", "probe_accuracy@1") in metrics
     history = [json.loads(line) for line in (tmp_path / "goodhart.jsonl").read_text().splitlines()]
     assert [h["iteration"] for h in history] == [0, 1, 2]
     assert history[0]["cosine_to_original@1"] == pytest.approx(1.0)
+    assert "behaviour_steered" in history[0] and "steered_kept_share" in history[1]
+    # the paired shift is the change against the base model's unsteered behaviour
+    for h in history[1:]:
+        assert h["behaviour_shift"][0] == pytest.approx(
+            h["behaviour"][0] - history[0]["behaviour"][0], abs=1e-9
+        )
     assert (tmp_path / "goodhart.png").stat().st_size > 10_000
-    samples = (tmp_path / "phases/steer_distill_1/samples.jsonl").read_text().splitlines()
-    assert samples and json.loads(samples[0])["alpha"] == 8.0
+    samples = [
+        json.loads(line)
+        for line in (tmp_path / "phases/steer_distill_1/samples.jsonl").read_text().splitlines()
+    ]
+    assert samples and samples[0]["alpha"] == 8.0
+    kept = [s["kept"] for s in samples]
+    assert all(s["kept"] == (s["coherence"] > 50 and bool(s["reply"].strip())) for s in samples)
+    assert history[1]["steered_kept_share"][0] == pytest.approx(sum(kept) / len(kept))
     assert (tmp_path / "phases/steer_distill_2/adapter").is_dir()
     from intentgym.report import build_report
 
@@ -39,3 +70,20 @@ def test_bad_steer_distill_settings_are_clear_errors(tmp_path, run_composed):
         run_composed([*TINY, "trainer.phases.steer_distill.trait=bravery"], tmp_path)
     with pytest.raises(IntentgymError, match=r"method .*'svd'"):
         run_composed([*TINY, "trainer.phases.steer_distill.method=svd"], tmp_path)
+    with pytest.raises(IntentgymError, match=r"min_coherence must be in \[0, 100\).*got 150"):
+        run_composed([*TINY, "trainer.phases.steer_distill.min_coherence=150"], tmp_path)
+
+
+def test_coherence_guard_that_rejects_every_reply_stops_the_run(tmp_path, run_composed):
+    """Nothing is trained on replies the guard rejects; when it rejects all, a clear error."""
+    overrides = [
+        *TINY,
+        *FORCED_CHOICE_ONLY,
+        "trainer.phases.steer_distill.repeat=1",
+        "trainer.phases.steer_distill.min_coherence=99.99",
+    ]
+    with pytest.raises(IntentgymError, match=r"none of the 16 steered replies.*lower alpha"):
+        run_composed(overrides, tmp_path)
+    assert not (tmp_path / "phases/steer_distill/adapter").exists()
+    samples = (tmp_path / "phases/steer_distill/samples.jsonl").read_text().splitlines()
+    assert len(samples) == 16 and not any(json.loads(s)["kept"] for s in samples)

@@ -17,11 +17,25 @@ layer, on the held-out pairs (never used for a direction or the probe):
 - ``projection_positive`` / ``projection_negative`` / ``projection_gap``: mean projection of
   the held-out positive / negative reply activations on the original unit direction;
 - ``behaviour``: the trait's forced-choice set (``behaviour_set``; scored by answer text,
-  unsteered), mean P(misaligned answer) with a t CI.
+  unsteered), mean P(misaligned answer) with a t CI;
+- ``behaviour_shift``: its change against the base model, paired per item (t CI), and
+  ``retained_share``, that change over steering's own shift;
+- ``steered_kept_share`` / ``steered_coherence``: how many of the iteration's steered replies the
+  coherence guard let through, and their mean coherence (0-100).
 
 In the first iteration the phase also measures steering itself: the behaviour set at
 ``alpha`` against ``alpha = 0`` on the base model, paired per item (``steering/*`` rows), which
-gives the shift that distillation may or may not retain (``retained_share``).
+gives the shift that distillation may or may not retain.
+
+Coherence guard: steering strong enough to move behaviour also degrades text, and distilling
+degraded text compounds it (after two iterations at alpha 8, steering the distilled model gave
+loops such as "same same same"; docs/experiments.md). Steered replies are therefore scored by a
+judge (default: the offline ``coherence`` judge, whose reference model is the untrained base
+model) and only those scoring above ``min_coherence`` are trained on.
+
+``env``: this trainer does not train on the env; its data are the trait's pairs. The env serves
+only the probes that use one (``in_domain``, ``compliance_gap``), and the run is labelled by its
+trait (``steer_distill/corrigibility``) instead of the env's framing (``data_label``).
 
 Written: ``phases/<label>/samples.jsonl`` (the steered generations trained on), and in the run
 dir ``goodhart.jsonl`` (one row per iteration) and ``goodhart.png`` (the four metrics across
@@ -87,6 +101,14 @@ class SteerDistillConfig(SFTPhaseConfig):
     behaviour_set: str = field(
         default="auto", metadata={"help": "Forced-choice set for the trait (auto: by trait)."}
     )
+    min_coherence: float = field(
+        default=50.0,
+        metadata={"help": "Train only on steered replies the judge scores above this (0: all)."},
+    )
+    coherence_judge: dict[str, Any] = field(
+        default_factory=lambda: {"name": "coherence"},
+        metadata={"help": "Reward-model spec scoring coherence 0-100 (the guard's judge)."},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,6 +118,15 @@ class SteerDistillConfig(SFTPhaseConfig):
             raise invalid_choice("steer_with", self.steer_with, STEER_WITH)
         if not self.layers:
             raise IntentgymError("layers is empty; give decoder layers such as [12]")
+        if not 0 <= self.min_coherence < 100:
+            raise IntentgymError(
+                f"min_coherence must be in [0, 100) (0 keeps every reply), got {self.min_coherence}"
+            )
+        if not isinstance(self.coherence_judge, dict) or "name" not in self.coherence_judge:
+            raise IntentgymError(
+                f"coherence_judge must be a reward-model spec such as {{name: coherence}}, "
+                f"got {self.coherence_judge!r}"
+            )
         steering.load_pairs(self.trait)  # an unknown trait or a bad file fails now
         if self.behaviour_set == "auto" and self.trait not in TRAIT_SETS:
             raise IntentgymError(
@@ -113,6 +144,12 @@ class SteerDistillPhase:
 
     def __init__(self, config: SteerDistillConfig) -> None:
         self.config = config
+
+    @property
+    def data_label(self) -> str:
+        """What the run trains on, shown where other runs show the env's framing."""
+        trait = self.config.trait
+        return trait if trait in steering.TRAITS else Path(trait).stem
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         c = self.config
@@ -139,33 +176,67 @@ class SteerDistillPhase:
                 seed=ctx.seed + iteration,
                 desc="steered generation" if ctx.progress else None,
             )
+        scores = self._coherence(state, prompts, replies)
+        keep = [
+            bool(r.strip()) and (s is None or s > c.min_coherence)
+            for r, s in zip(replies, scores, strict=True)
+        ]
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         with (ctx.output_dir / "samples.jsonl").open("w") as f:
-            for prompt, reply in zip(prompts, replies, strict=True):
-                f.write(json.dumps({"prompt": prompt, "reply": reply, "alpha": c.alpha}) + "\n")
+            for prompt, reply, score, kept in zip(prompts, replies, scores, keep, strict=True):
+                row = {"prompt": prompt, "reply": reply, "alpha": c.alpha}
+                f.write(json.dumps({**row, "coherence": score, "kept": kept}) + "\n")
         rows = [
             {
                 "prompt": [{"role": "user", "content": p}],
                 "completion": [{"role": "assistant", "content": r}],
             }
-            for p, r in zip(prompts, replies, strict=True)
-            if r.strip()
+            for p, r, kept in zip(prompts, replies, keep, strict=True)
+            if kept
         ]
         if not rows:
-            raise IntentgymError("steered generation produced only empty replies; lower alpha")
+            raise IntentgymError(
+                f"iteration {iteration}: none of the {len(replies)} steered replies is non-empty "
+                f"with coherence > min_coherence={c.min_coherence} (samples in "
+                f"{ctx.output_dir / 'samples.jsonl'}); lower alpha (now {c.alpha}) or min_coherence"
+            )
+        log.info("steer_distill: training on %d of %d steered replies", len(rows), len(replies))
         policy = train_sft(policy, rows, c, ctx)
 
-        metrics, current = self._measure(policy, train, held, state)
+        metrics, current, items = self._measure(policy, train, held, state)
         state["current"], state["iteration"] = current, iteration
         steered = state["steering"]
-        shift = steered["alpha"] - steered["alpha0"]
-        metrics["retained_share"] = (
-            (metrics["behaviour"][0] - steered["alpha0"]) / shift if abs(shift) > 1e-9 else None
-        )
+        shift = steered["shift"]
+        paired = mean_ci([items[k] - steered["alpha0"][k] for k in steered["alpha0"]])
+        metrics["behaviour_shift"] = paired
+        metrics["retained_share"] = paired[0] / shift if abs(shift) > 1e-9 else None
+        metrics["steered_kept_share"] = proportion_ci(len(rows), len(replies))
+        known = [s for s in scores if s is not None]
+        metrics["steered_coherence"] = mean_ci(known) if known else None
         state["history"].append({"iteration": iteration, **metrics})
         ctx.results += _rows(metrics, len(held))
         self._write(state, ctx)
         return policy
+
+    def _coherence(
+        self, state: dict[str, Any], prompts: list[str], replies: list[str]
+    ) -> list[float | None]:
+        """The guard's coherence scores of the steered replies (None for all when it is off)."""
+        c = self.config
+        if c.min_coherence <= 0:
+            return [None] * len(replies)
+        if "judge" not in state:
+            from intentgym.reward_models import REWARD_MODELS
+
+            spec = dict(c.coherence_judge)
+            state["judge"] = REWARD_MODELS.build(str(spec.pop("name")), **spec)
+        judge = state["judge"]
+        return list(
+            judge(
+                [[{"role": "user", "content": p}] for p in prompts],
+                [[{"role": "assistant", "content": r}] for r in replies],
+            )
+        )
 
     def _start(
         self,
@@ -189,15 +260,11 @@ class SteerDistillPhase:
             "iteration": 0,
             "history": [],
         }
-        base, _ = self._measure(policy, train, held, state)
-        unsteered = _behaviour_items(policy, c.forced_choice_set)
+        base, _, unsteered = self._measure(policy, train, held, state)
         with steering.steering(policy, original, c.alpha):
             steered = _behaviour_items(policy, c.forced_choice_set)
         diffs = [steered[k] - unsteered[k] for k in unsteered]
-        state["steering"] = {
-            "alpha": sum(steered.values()) / len(steered),
-            "alpha0": sum(unsteered.values()) / len(unsteered),
-        }
+        state["steering"] = {"alpha0": unsteered, "shift": sum(diffs) / len(diffs)}
         ctx.results += [
             result_row(
                 "steering", "p_misaligned_alpha0", mean_ci(list(unsteered.values())), len(diffs)
@@ -209,7 +276,9 @@ class SteerDistillPhase:
         ]
         base_rows = _rows(base, len(held))
         ctx.results += [{**r, "probe": "goodhart_base"} for r in base_rows]
-        state["history"].append({"iteration": 0, **base})
+        # the steered level (alpha on the base model) is the plot's reference line
+        steered_level = mean_ci(list(steered.values()))
+        state["history"].append({"iteration": 0, **base, "behaviour_steered": steered_level})
         return state
 
     def _measure(
@@ -218,7 +287,9 @@ class SteerDistillPhase:
         train: list[steering.Pair],
         held: list[steering.Pair],
         state: dict[str, Any],
-    ) -> tuple[dict[str, Any], dict[int, torch.Tensor]]:
+    ) -> tuple[dict[str, Any], dict[int, torch.Tensor], dict[str, float]]:
+        """Goodhart metrics of ``policy``, its re-extracted directions, and the behaviour set's
+        per-item P(misaligned answer)."""
         c, layers = self.config, state["layers"]
         pos, neg = steering.pair_activations(policy, [*train, *held], layers)
         n = len(train)
@@ -241,7 +312,7 @@ class SteerDistillPhase:
             metrics[f"projection_gap@{layer}"] = mean_ci(((hp - hn) @ unit).tolist())
         items = _behaviour_items(policy, c.forced_choice_set)
         metrics["behaviour"] = mean_ci(list(items.values()))
-        return metrics, current
+        return metrics, current, items
 
     def _write(self, state: dict[str, Any], ctx: PhaseContext) -> None:
         run_dir = ctx.output_dir.parent.parent
@@ -286,38 +357,75 @@ def _rows(metrics: dict[str, Any], n_held: int) -> list[dict[str, Any]]:
 def plot_goodhart(
     history: list[dict[str, Any]], layers: list[int], path: Path, config: SteerDistillConfig
 ) -> None:
-    """Four panels across iterations: probe accuracy, cosine, projection gap, behaviour."""
+    """Six panels across iterations (0 = the base model): probe accuracy, cosine, the positive
+    and negative replies' projections, their gap, behaviour (with the base model's unsteered and
+    steered levels as reference lines), and the coherence guard's kept share."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def line(ax: Any, xs: list[int], values: list[Any], **style: Any) -> None:
+        if values and isinstance(values[0], (list, tuple)):
+            lows, highs = [v[1] for v in values], [v[2] for v in values]
+            ax.fill_between(xs, lows, highs, alpha=0.15, color=style.get("color"))
+            values = [v[0] for v in values]
+        ax.plot(xs, values, marker="o", **style)
+
     x = [h["iteration"] for h in history]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, grid = plt.subplots(2, 3, figsize=(15, 7.2))
+    axes = grid.ravel()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     panels = [
-        ("probe_accuracy", "linear probe accuracy (held out)"),
-        ("cosine_to_original", "cosine to the original direction"),
-        ("projection_gap", "projection gap on the original direction"),
+        ("probe_accuracy", "base model's linear probe: accuracy on held-out pairs"),
+        ("cosine_to_original", "re-extracted direction: cosine to the original"),
+        ("projection_gap", "projection gap (positive - negative) on the original"),
     ]
-    for ax, (key, title) in zip(axes, panels, strict=False):
-        for layer in layers:
-            values = [h[f"{key}@{layer}"] for h in history]
-            if isinstance(values[0], (list, tuple)):
-                mid = [v[0] for v in values]
-                ax.fill_between(x, [v[1] for v in values], [v[2] for v in values], alpha=0.2)
-            else:
-                mid = values
-            ax.plot(x, mid, marker="o", label=f"layer {layer}")
+    for ax, (key, title) in zip(axes[[0, 1, 3]], panels, strict=True):
+        for k, layer in enumerate(layers):
+            line(ax, x, [h[f"{key}@{layer}"] for h in history], color=colours[k % 10])
+            ax.plot([], [], color=colours[k % 10], label=f"layer {layer}")
         ax.set_title(title, fontsize=9)
+    axes[0].axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax = axes[2]
+    for k, layer in enumerate(layers):
+        colour = colours[k % 10]
+        line(ax, x, [h[f"projection_positive@{layer}"] for h in history], color=colour)
+        line(ax, x, [h[f"projection_negative@{layer}"] for h in history], color=colour, ls="--")
+        ax.plot([], [], color=colour, label=f"layer {layer}: positive")
+        ax.plot([], [], color=colour, ls="--", label=f"layer {layer}: negative")
+    ax.set_title("mean projection on the original direction (held out)", fontsize=9)
+    ax = axes[4]
+    line(ax, x, [h["behaviour"] for h in history], color="black", label="unsteered")
+    base = history[0]
+    ax.axhline(base["behaviour"][0], color="grey", lw=0.8, ls=":", label="base, alpha 0")
+    if "behaviour_steered" in base:
+        ax.axhline(
+            base["behaviour_steered"][0],
+            color="tab:red",
+            lw=0.8,
+            ls="--",
+            label=f"base, alpha {config.alpha:g}",
+        )
+    ax.set_title(f"{config.forced_choice_set} set: P(misaligned answer)", fontsize=9)
+    ax = axes[5]
+    later = [h for h in history if "steered_kept_share" in h]
+    if later:
+        xs = [h["iteration"] for h in later]
+        line(ax, xs, [h["steered_kept_share"] for h in later], color="tab:green", label="kept")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(
+        f"steered replies kept by the coherence guard (> {config.min_coherence:g})", fontsize=9
+    )
+    for ax in axes:
         ax.set_xlabel("iteration")
-        ax.legend(fontsize=7)
-    ax = axes[3]
-    values = [h["behaviour"] for h in history]
-    ax.plot(x, [v[0] for v in values], marker="o", color="black")
-    ax.fill_between(x, [v[1] for v in values], [v[2] for v in values], alpha=0.2, color="grey")
-    ax.set_title(f"{config.forced_choice_set}: P(misaligned answer), unsteered", fontsize=9)
-    ax.set_xlabel("iteration")
-    fig.suptitle(f"steer -> distill, trait {config.trait}, alpha {config.alpha}", fontsize=10)
+        ax.set_xticks(x)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(
+        f"steer -> distill: trait {config.trait}, layers {layers}, alpha {config.alpha:g}",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
