@@ -112,3 +112,31 @@ def test_directions_from_pairs_separate_the_two_sides(tiny_policy):
     layer = next(iter(found))
     unit = found[layer] / found[layer].norm()
     assert float((pos[layer] @ unit).mean()) > float((neg[layer] @ unit).mean())
+
+
+def test_steering_effect_script_pairs_every_alpha_with_alpha_zero(tiny_policy):
+    """scripts/steering_effect.py: alpha 0 changes nothing; other alphas give paired changes."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "steering_effect.py"
+    spec = importlib.util.spec_from_file_location("steering_effect", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def judge(prompts, completions):  # counts words: enough to check the plumbing
+        return [float(len(c[0]["content"].split())) for c in completions]
+
+    rows = module.steering_effect(
+        tiny_policy, "kindness", [-1], [0.0, 64.0], max_new_tokens=8, judge=judge
+    )
+    assert [(r["layer"], r["alpha"]) for r in rows] == [(1, 0.0), (1, 0.0), (1, 64.0)]
+    assert rows[0]["coherence"][0] == pytest.approx(rows[1]["coherence"][0])
+    unsteered, steered = rows[1], rows[2]
+    assert unsteered["set"] == "harmful_advice" and unsteered["n"] == 60
+    assert unsteered["delta"] == pytest.approx((0.0, 0.0, 0.0), abs=1e-9)
+    assert steered["delta"][0] == pytest.approx(
+        steered["p_misaligned"] - steered["p_misaligned_alpha0"], abs=1e-9
+    )
+    assert steered["delta"] != unsteered["delta"]

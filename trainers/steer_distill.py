@@ -262,7 +262,7 @@ class SteerDistillPhase:
         }
         base, _, unsteered = self._measure(policy, train, held, state)
         with steering.steering(policy, original, c.alpha):
-            steered = _behaviour_items(policy, c.forced_choice_set)
+            steered = behaviour_items(policy, c.forced_choice_set)
         diffs = [steered[k] - unsteered[k] for k in unsteered]
         state["steering"] = {"alpha0": unsteered, "shift": sum(diffs) / len(diffs)}
         ctx.results += [
@@ -310,7 +310,7 @@ class SteerDistillPhase:
             metrics[f"projection_positive@{layer}"] = mean_ci((hp @ unit).tolist())
             metrics[f"projection_negative@{layer}"] = mean_ci((hn @ unit).tolist())
             metrics[f"projection_gap@{layer}"] = mean_ci(((hp - hn) @ unit).tolist())
-        items = _behaviour_items(policy, c.forced_choice_set)
+        items = behaviour_items(policy, c.forced_choice_set)
         metrics["behaviour"] = mean_ci(list(items.values()))
         return metrics, current, items
 
@@ -333,7 +333,7 @@ def _fit_probe(positive: torch.Tensor, negative: torch.Tensor) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, y)
 
 
-def _behaviour_items(policy: Policy, set_name: str) -> dict[str, float]:
+def behaviour_items(policy: Policy, set_name: str) -> dict[str, float]:
     """Per item of a forced-choice set: P(misaligned answer), options scored by their text."""
     from intentgym.envs import make_env
     from intentgym.probes import ForcedChoiceProbe, ProbeContext
