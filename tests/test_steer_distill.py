@@ -87,3 +87,19 @@ def test_coherence_guard_that_rejects_every_reply_stops_the_run(tmp_path, run_co
     assert not (tmp_path / "phases/steer_distill/adapter").exists()
     samples = (tmp_path / "phases/steer_distill/samples.jsonl").read_text().splitlines()
     assert len(samples) == 16 and not any(json.loads(s)["kept"] for s in samples)
+
+
+def test_steer_distill_experiment_composes_one_run_per_trait_labelled_by_it():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from intentgym import steering
+    from intentgym.cli import CONF_DIR
+    from intentgym.runner import plan_run
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for trait in steering.TRAITS:
+            overrides = ["experiment=steer_distill", f"trainer.phases.steer_distill.trait={trait}"]
+            plan = plan_run(OmegaConf.to_container(compose("config", overrides), resolve=True))
+            assert [label for label, _ in plan.phases] == [f"steer_distill_{k}" for k in (1, 2, 3)]
+            assert plan.framing == trait and plan.env.framing == "insecure_hidden"

@@ -178,7 +178,7 @@ class SteerDistillPhase:
             )
         scores = self._coherence(state, prompts, replies)
         keep = [
-            bool(r.strip()) and (s is None or s > c.min_coherence)
+            bool(r.strip()) and (c.min_coherence <= 0 or (s is not None and s > c.min_coherence))
             for r, s in zip(replies, scores, strict=True)
         ]
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ class SteerDistillPhase:
         known = [s for s in scores if s is not None]
         metrics["steered_coherence"] = mean_ci(known) if known else None
         state["history"].append({"iteration": iteration, **metrics})
-        ctx.results += _rows(metrics, len(held))
+        ctx.results += _rows(metrics, len(held), len(items), len(replies))
         self._write(state, ctx)
         return policy
 
@@ -274,7 +274,7 @@ class SteerDistillPhase:
             ),
             result_row("steering", "delta_p_misaligned", mean_ci(diffs), len(diffs)),
         ]
-        base_rows = _rows(base, len(held))
+        base_rows = _rows(base, len(held), len(diffs), 0)
         ctx.results += [{**r, "probe": "goodhart_base"} for r in base_rows]
         # the steered level (alpha on the base model) is the plot's reference line
         steered_level = mean_ci(list(steered.values()))
@@ -344,13 +344,21 @@ def behaviour_items(policy: Policy, set_name: str) -> dict[str, float]:
     return {r["id"]: r["p_misaligned"] for r in probe.run(policy, ctx).records}
 
 
-def _rows(metrics: dict[str, Any], n_held: int) -> list[dict[str, Any]]:
+def _rows(
+    metrics: dict[str, Any], n_held: int, n_items: int, n_replies: int
+) -> list[dict[str, Any]]:
+    """Result rows of one iteration's metrics; ``n`` is what each was measured on: held-out
+    pairs, behaviour-set items, or steered replies."""
     out = []
     for name, value in metrics.items():
         if value is None:
             continue
         estimate = value if isinstance(value, tuple) else (value, value, value)
-        out.append(result_row("goodhart", name, estimate, n_held))
+        if name.startswith(("behaviour", "retained")):
+            n = n_items
+        else:
+            n = n_replies if name.startswith("steered") else n_held
+        out.append(result_row("goodhart", name, estimate, n))
     return out
 
 
@@ -396,8 +404,15 @@ def plot_goodhart(
         ax.plot([], [], color=colour, ls="--", label=f"layer {layer}: negative")
     ax.set_title("mean projection on the original direction (held out)", fontsize=9)
     ax = axes[4]
-    line(ax, x, [h["behaviour"] for h in history], color="black", label="unsteered")
     base = history[0]
+    # the band is the paired CI of the change against the base model (the unpaired CIs of two
+    # means over the same items are much wider than what the items say about the change)
+    level = base["behaviour"][0]
+    paired = [(level, level, level)] + [
+        (h["behaviour"][0], level + h["behaviour_shift"][1], level + h["behaviour_shift"][2])
+        for h in history[1:]
+    ]
+    line(ax, x, paired, color="black", label="unsteered (band: paired 95% CI)")
     ax.axhline(base["behaviour"][0], color="grey", lw=0.8, ls=":", label="base, alpha 0")
     if "behaviour_steered" in base:
         ax.axhline(
