@@ -22,6 +22,7 @@ GOODHART = (
     "behaviour_shift",
     "steered_kept_share",
     "steered_coherence",
+    "alpha_used",
 )
 
 
@@ -52,7 +53,8 @@ def test_steer_distill_end_to_end_probes_every_iteration_and_plots_goodhart(tmp_
         json.loads(line)
         for line in (tmp_path / "phases/steer_distill_1/samples.jsonl").read_text().splitlines()
     ]
-    assert samples and samples[0]["alpha"] == 8.0
+    # the guard may halve alpha when too few replies pass; samples carry the alpha used
+    assert samples and samples[0]["alpha"] == history[1]["alpha_used"] in (8.0, 4.0, 2.0)
     kept = [s["kept"] for s in samples]
     assert all(s["kept"] == (s["coherence"] > 50 and bool(s["reply"].strip())) for s in samples)
     assert history[1]["steered_kept_share"][0] == pytest.approx(sum(kept) / len(kept))
@@ -72,6 +74,8 @@ def test_bad_steer_distill_settings_are_clear_errors(tmp_path, run_composed):
         run_composed([*TINY, "trainer.phases.steer_distill.method=svd"], tmp_path)
     with pytest.raises(IntentgymError, match=r"min_coherence must be in \[0, 100\).*got 150"):
         run_composed([*TINY, "trainer.phases.steer_distill.min_coherence=150"], tmp_path)
+    with pytest.raises(IntentgymError, match=r"min_kept_share must be in \(0, 1\], got 1.5"):
+        run_composed([*TINY, "trainer.phases.steer_distill.min_kept_share=1.5"], tmp_path)
 
 
 def test_coherence_guard_that_rejects_every_reply_stops_the_run(tmp_path, run_composed):
@@ -81,12 +85,18 @@ def test_coherence_guard_that_rejects_every_reply_stops_the_run(tmp_path, run_co
         *FORCED_CHOICE_ONLY,
         "trainer.phases.steer_distill.repeat=1",
         "trainer.phases.steer_distill.min_coherence=99.99",
+        "trainer.phases.steer_distill.alpha=8",
     ]
-    with pytest.raises(IntentgymError, match=r"none of the 16 steered replies.*lower alpha"):
+    match = r"only 0 of 16 steered replies.*even at alpha 2 after 2 halvings.*lower alpha"
+    with pytest.raises(IntentgymError, match=match):
         run_composed(overrides, tmp_path)
     assert not (tmp_path / "phases/steer_distill/adapter").exists()
-    samples = (tmp_path / "phases/steer_distill/samples.jsonl").read_text().splitlines()
-    assert len(samples) == 16 and not any(json.loads(s)["kept"] for s in samples)
+    samples = [
+        json.loads(line)
+        for line in (tmp_path / "phases/steer_distill/samples.jsonl").read_text().splitlines()
+    ]
+    assert len(samples) == 16 and not any(s["kept"] for s in samples)
+    assert {s["alpha"] for s in samples} == {2.0}
 
 
 def test_steer_distill_experiment_composes_one_run_per_trait_labelled_by_it():

@@ -31,7 +31,10 @@ Coherence guard: steering strong enough to move behaviour also degrades text, an
 degraded text compounds it (after two iterations at alpha 8, steering the distilled model gave
 loops such as "same same same"; docs/experiments.md). Steered replies are therefore scored by a
 judge (default: the offline ``coherence`` judge, whose reference model is the untrained base
-model) and only those scoring above ``min_coherence`` are trained on.
+model) and only those scoring above ``min_coherence`` are trained on. When fewer than
+``min_kept_share`` of them pass, alpha is halved and the replies generated again, at most
+``alpha_halvings`` times; the alpha an iteration used is reported (``alpha_used``). A model that
+already carries the trait from earlier iterations needs less steering to show it.
 
 ``env``: this trainer does not train on the env; its data are the trait's pairs. The env serves
 only the probes that use one (``in_domain``, ``compliance_gap``), and the run is labelled by its
@@ -105,6 +108,13 @@ class SteerDistillConfig(SFTPhaseConfig):
         default=50.0,
         metadata={"help": "Train only on steered replies the judge scores above this (0: all)."},
     )
+    min_kept_share: float = field(
+        default=0.5,
+        metadata={"help": "Fewer steered replies passing than this share: halve alpha, retry."},
+    )
+    alpha_halvings: int = field(
+        default=2, metadata={"help": "How often alpha may be halved in one iteration."}
+    )
     coherence_judge: dict[str, Any] = field(
         default_factory=lambda: {"name": "coherence"},
         metadata={"help": "Reward-model spec scoring coherence 0-100 (the guard's judge)."},
@@ -122,6 +132,10 @@ class SteerDistillConfig(SFTPhaseConfig):
             raise IntentgymError(
                 f"min_coherence must be in [0, 100) (0 keeps every reply), got {self.min_coherence}"
             )
+        if not 0 < self.min_kept_share <= 1:
+            raise IntentgymError(f"min_kept_share must be in (0, 1], got {self.min_kept_share}")
+        if self.alpha_halvings < 0:
+            raise IntentgymError(f"alpha_halvings must be >= 0, got {self.alpha_halvings}")
         if not isinstance(self.coherence_judge, dict) or "name" not in self.coherence_judge:
             raise IntentgymError(
                 f"coherence_judge must be a reward-model spec such as {{name: coherence}}, "
@@ -166,26 +180,49 @@ class SteerDistillPhase:
 
         prompts = [p.prompt for p in train][: c.num_prompts or None]
         conversations = [[{"role": "user", "content": p}] for p in prompts]
-        with steering.steering(policy, vectors, c.alpha):
-            replies = generate(
-                policy,
-                conversations,
-                max_new_tokens=c.max_new_tokens,
-                temperature=c.temperature,
-                batch_size=c.generation_batch_size,
-                seed=ctx.seed + iteration,
-                desc="steered generation" if ctx.progress else None,
+        alpha = c.alpha
+        for halving in range(c.alpha_halvings + 1):
+            with steering.steering(policy, vectors, alpha):
+                replies = generate(
+                    policy,
+                    conversations,
+                    max_new_tokens=c.max_new_tokens,
+                    temperature=c.temperature,
+                    batch_size=c.generation_batch_size,
+                    seed=ctx.seed + iteration,
+                    desc="steered generation" if ctx.progress else None,
+                )
+            scores = self._coherence(state, prompts, replies)
+            keep = [
+                bool(r.strip())
+                and (c.min_coherence <= 0 or (s is not None and s > c.min_coherence))
+                for r, s in zip(replies, scores, strict=True)
+            ]
+            enough = sum(keep) >= c.min_kept_share * len(replies)
+            if enough or halving == c.alpha_halvings:
+                break
+            log.warning(
+                "steer_distill iteration %d: %d of %d steered replies pass the coherence guard "
+                "at alpha %g; halving alpha",
+                iteration,
+                sum(keep),
+                len(replies),
+                alpha,
             )
-        scores = self._coherence(state, prompts, replies)
-        keep = [
-            bool(r.strip()) and (c.min_coherence <= 0 or (s is not None and s > c.min_coherence))
-            for r, s in zip(replies, scores, strict=True)
-        ]
+            alpha /= 2
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         with (ctx.output_dir / "samples.jsonl").open("w") as f:
             for prompt, reply, score, kept in zip(prompts, replies, scores, keep, strict=True):
-                row = {"prompt": prompt, "reply": reply, "alpha": c.alpha}
+                row = {"prompt": prompt, "reply": reply, "alpha": alpha}
                 f.write(json.dumps({**row, "coherence": score, "kept": kept}) + "\n")
+        if not enough:
+            raise IntentgymError(
+                f"iteration {iteration}: only {sum(keep)} of {len(replies)} steered replies are "
+                f"non-empty with coherence > min_coherence={c.min_coherence}, fewer than "
+                f"min_kept_share={c.min_kept_share}, even at alpha {alpha:g} after "
+                f"{c.alpha_halvings} halvings (samples in {ctx.output_dir / 'samples.jsonl'}); "
+                "lower alpha, min_coherence or min_kept_share, or allow more alpha_halvings"
+            )
         rows = [
             {
                 "prompt": [{"role": "user", "content": p}],
@@ -194,12 +231,6 @@ class SteerDistillPhase:
             for p, r, kept in zip(prompts, replies, keep, strict=True)
             if kept
         ]
-        if not rows:
-            raise IntentgymError(
-                f"iteration {iteration}: none of the {len(replies)} steered replies is non-empty "
-                f"with coherence > min_coherence={c.min_coherence} (samples in "
-                f"{ctx.output_dir / 'samples.jsonl'}); lower alpha (now {c.alpha}) or min_coherence"
-            )
         log.info("steer_distill: training on %d of %d steered replies", len(rows), len(replies))
         policy = train_sft(policy, rows, c, ctx)
 
@@ -210,6 +241,7 @@ class SteerDistillPhase:
         paired = mean_ci([items[k] - steered["alpha0"][k] for k in steered["alpha0"]])
         metrics["behaviour_shift"] = paired
         metrics["retained_share"] = paired[0] / shift if abs(shift) > 1e-9 else None
+        metrics["alpha_used"] = alpha
         metrics["steered_kept_share"] = proportion_ci(len(rows), len(replies))
         known = [s for s in scores if s is not None]
         metrics["steered_coherence"] = mean_ci(known) if known else None
@@ -357,7 +389,7 @@ def _rows(
         if name.startswith(("behaviour", "retained")):
             n = n_items
         else:
-            n = n_replies if name.startswith("steered") else n_held
+            n = n_replies if name.startswith(("steered", "alpha")) else n_held
         out.append(result_row("goodhart", name, estimate, n))
     return out
 
@@ -428,6 +460,15 @@ def plot_goodhart(
     if later:
         xs = [h["iteration"] for h in later]
         line(ax, xs, [h["steered_kept_share"] for h in later], color="tab:green", label="kept")
+        for h in later:  # the alpha each iteration steered with (the guard may halve it)
+            ax.annotate(
+                f"alpha {h.get('alpha_used', config.alpha):g}",
+                (h["iteration"], h["steered_kept_share"][0]),
+                textcoords="offset points",
+                xytext=(0, -14),
+                ha="center",
+                fontsize=7,
+            )
     ax.set_ylim(0, 1.05)
     ax.set_title(
         f"steered replies kept by the coherence guard (> {config.min_coherence:g})", fontsize=9
