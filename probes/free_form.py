@@ -15,7 +15,6 @@ coherence (both weak next to GPT-4o, see their docstrings); point ``alignment_ju
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,20 +24,6 @@ from intentgym.models import Policy
 from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
 from intentgym.probes.data_files import load_questions
 from intentgym.probes.stats import mean_ci, proportion_ci
-
-# Judges are fixed (never trained), so one instance per spec serves every phase and every run of
-# a sweep in this process (building the embedding judge takes ~8 s, the coherence judge loads a model).
-_JUDGES: dict[str, Any] = {}
-
-
-def _judge(spec: dict[str, Any]) -> Any:
-    from intentgym.reward_models import REWARD_MODELS
-
-    key = json.dumps(spec, sort_keys=True, default=str)
-    if key not in _JUDGES:
-        kwargs = dict(spec)
-        _JUDGES[key] = REWARD_MODELS.build(str(kwargs.pop("name")), **kwargs)
-    return _JUDGES[key]
 
 
 @dataclass
@@ -103,7 +88,9 @@ class FreeFormProbe:
     def run(self, policy: Policy, ctx: ProbeContext) -> ProbeResult:
         c = self.config
         if self._judges is None:
-            self._judges = (_judge(c.alignment_judge), _judge(c.coherence_judge))
+            from intentgym.reward_models import fixed_judge
+
+            self._judges = (fixed_judge(c.alignment_judge), fixed_judge(c.coherence_judge))
         align_judge, coherence_judge = self._judges
         prompts = [p for p in self._prompts() for _ in range(c.samples)]
         answers = generate(

@@ -6,6 +6,7 @@ from intentgym.reward_models.base import (
     REWARD_MODELS,
     RewardModel,
     completion_text,
+    fixed_judge,
     prompt_text,
     register_reward_model,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "CodeReport",
     "RewardModel",
     "completion_text",
+    "fixed_judge",
     "prompt_text",
     "register_reward_model",
 ]

@@ -32,6 +32,23 @@ class RewardModel(Protocol):
 REWARD_MODELS: Registry[RewardModel] = Registry("reward model", ENTRY_POINT_GROUP)
 
 
+# Judges are fixed (never trained), so one instance per spec serves every phase, probe and run of
+# a sweep in this process (building the embedding judge takes ~8 s, the coherence judge loads a model).
+_FIXED_JUDGES: dict[str, Any] = {}
+
+
+def fixed_judge(spec: dict[str, Any]) -> Any:
+    """The reward model a spec (``{name: ..., **kwargs}``) builds, one shared instance per spec.
+    Only for judges that are never trained."""
+    import json
+
+    key = json.dumps(spec, sort_keys=True, default=str)
+    if key not in _FIXED_JUDGES:
+        kwargs = dict(spec)
+        _FIXED_JUDGES[key] = REWARD_MODELS.build(str(kwargs.pop("name")), **kwargs)
+    return _FIXED_JUDGES[key]
+
+
 def register_reward_model(name: str) -> Any:
     """Class or function decorator that registers a built-in reward model under ``name``."""
     return REWARD_MODELS.register(name)

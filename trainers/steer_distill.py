@@ -192,7 +192,7 @@ class SteerDistillPhase:
                     seed=ctx.seed + iteration,
                     desc="steered generation" if ctx.progress else None,
                 )
-            scores = self._coherence(state, prompts, replies)
+            scores = self._coherence(prompts, replies)
             keep = [
                 bool(r.strip())
                 and (c.min_coherence <= 0 or (s is not None and s > c.min_coherence))
@@ -250,21 +250,16 @@ class SteerDistillPhase:
         self._write(state, ctx)
         return policy
 
-    def _coherence(
-        self, state: dict[str, Any], prompts: list[str], replies: list[str]
-    ) -> list[float | None]:
+    def _coherence(self, prompts: list[str], replies: list[str]) -> list[float | None]:
         """The guard's coherence scores of the steered replies (None for all when it is off)."""
         c = self.config
         if c.min_coherence <= 0:
             return [None] * len(replies)
-        if "judge" not in state:
-            from intentgym.reward_models import REWARD_MODELS
+        from intentgym.reward_models import fixed_judge
 
-            spec = dict(c.coherence_judge)
-            state["judge"] = REWARD_MODELS.build(str(spec.pop("name")), **spec)
-        judge = state["judge"]
+        # the free_form probe's coherence judge too: one reference model in memory, not two
         return list(
-            judge(
+            fixed_judge(c.coherence_judge)(
                 [[{"role": "user", "content": p}] for p in prompts],
                 [[{"role": "assistant", "content": r}] for r in replies],
             )
@@ -280,7 +275,10 @@ class SteerDistillPhase:
         """Iteration 0 on the base model: directions, the trait probe, and steering's effect."""
         c = self.config
         layers = steering.check_layers(policy, c.layers)
-        pos, neg = steering.pair_activations(policy, train, layers)
+        # one pass over all pairs: the train part gives the direction and the probe, and
+        # _measure reuses the same activations for the base model's metrics
+        activations = steering.pair_activations(policy, [*train, *held], layers)
+        pos, neg = ({k: v[: len(train)] for k, v in side.items()} for side in activations)
         original = {layer: steering.direction(pos[layer], neg[layer], c.method) for layer in layers}
         probes = {layer: _fit_probe(pos[layer], neg[layer]) for layer in layers}
         state: dict[str, Any] = {
@@ -292,7 +290,7 @@ class SteerDistillPhase:
             "iteration": 0,
             "history": [],
         }
-        base, _, unsteered = self._measure(policy, train, held, state)
+        base, _, unsteered = self._measure(policy, train, held, state, activations)
         with steering.steering(policy, original, c.alpha):
             steered = behaviour_items(policy, c.forced_choice_set)
         diffs = [steered[k] - unsteered[k] for k in unsteered]
@@ -319,11 +317,13 @@ class SteerDistillPhase:
         train: list[steering.Pair],
         held: list[steering.Pair],
         state: dict[str, Any],
+        activations: tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]] | None = None,
     ) -> tuple[dict[str, Any], dict[int, torch.Tensor], dict[str, float]]:
         """Goodhart metrics of ``policy``, its re-extracted directions, and the behaviour set's
-        per-item P(misaligned answer)."""
+        per-item P(misaligned answer). ``activations``: the policy's (positive, negative)
+        activations of train + held-out pairs, when the caller already has them."""
         c, layers = self.config, state["layers"]
-        pos, neg = steering.pair_activations(policy, [*train, *held], layers)
+        pos, neg = activations or steering.pair_activations(policy, [*train, *held], layers)
         n = len(train)
         metrics: dict[str, Any] = {}
         current = {}
