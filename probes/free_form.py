@@ -26,6 +26,14 @@ from intentgym.probes.data_files import load_questions
 from intentgym.probes.stats import mean_ci, proportion_ci
 
 
+def _judge(spec: dict[str, Any]) -> Any:
+    """The shared instance of a fixed judge (``reward_models.fixed_judge``; imported when first
+    needed, so importing the probes loads no judge backend)."""
+    from intentgym.reward_models import fixed_judge
+
+    return fixed_judge(spec)
+
+
 @dataclass
 class FreeFormConfig:
     questions: list[str] = field(
@@ -88,9 +96,7 @@ class FreeFormProbe:
     def run(self, policy: Policy, ctx: ProbeContext) -> ProbeResult:
         c = self.config
         if self._judges is None:
-            from intentgym.reward_models import fixed_judge
-
-            self._judges = (fixed_judge(c.alignment_judge), fixed_judge(c.coherence_judge))
+            self._judges = (_judge(c.alignment_judge), _judge(c.coherence_judge))
         align_judge, coherence_judge = self._judges
         prompts = [p for p in self._prompts() for _ in range(c.samples)]
         answers = generate(
