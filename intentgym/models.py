@@ -113,6 +113,25 @@ def check_model_name(name: str) -> None:
     )
 
 
+#: decoder layers of the built-in models (a test checks these against the loaded models)
+BUILTIN_LAYERS = {"smollm2-135m": 30, "tiny-random": 2}
+
+
+def model_num_layers(name: str) -> int | None:
+    """The model's number of decoder layers without loading its weights: known for the built-ins,
+    read from a local folder's or a cached hub model's config, else None (unknown)."""
+    if name in BUILTIN_LAYERS:
+        return BUILTIN_LAYERS[name]
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(Path(name).expanduser()), local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    layers = getattr(config, "num_hidden_layers", None)
+    return int(layers) if isinstance(layers, int) else None
+
+
 def load_policy(name: str = "smollm2-135m", *, dtype: str = "auto", device: str = "auto") -> Policy:
     """Load a policy by built-in name, hub id or local path (see the module docstring)."""
     device = resolve_device(device)

@@ -15,6 +15,10 @@ The group is read only when a name is not found among the built-ins (or when all
 listed), and a plugin's module is imported only when it is used. Every plugin is also reachable
 as ``dist/name`` (its distribution's normalised name), which is how two plugins that chose the
 same name are told apart; a plugin never shadows a built-in's bare name.
+
+Without installing anything, a config may also name a component by where it lives, like Hydra's
+``_target_``: ``package.module:Class`` (importable) or ``path/to/file.py:Class`` (a file, relative
+to the working directory). Such an entry's origin is ``local``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import logging
 import re
@@ -35,6 +40,29 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BUILTIN = "built-in"
+LOCAL = "local"
+
+
+def _import(module: str) -> Any:
+    """Import ``module`` by dotted name, or from a ``.py`` file path (relative to the cwd)."""
+    if not module.endswith(".py"):
+        return importlib.import_module(module)
+    import sys
+    from pathlib import Path
+
+    path = Path(module).expanduser().resolve()
+    if not path.is_file():
+        raise ImportError(f"no such file: {path}")
+    name = f"intentgym_local_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}_{abs(hash(str(path)))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,10 @@ class Registry(Generic[T]):
     # -- lookup --------------------------------------------------------------------------------
 
     def _resolve(self, name: str) -> str:
+        if name not in self._entries and ":" in name:
+            # a component named by location (module:attr or file.py:attr): registered on first use
+            self._entries[name], self._origins[name] = name, LOCAL
+            return name
         if name not in self._entries:
             self._load_plugins()
         if name in self._ambiguous:
@@ -147,16 +179,31 @@ class Registry(Generic[T]):
         name = self._resolve(name)
         entry = self._entries[name]
         if isinstance(entry, str):
-            module_name, _, attr = entry.partition(":")
+            module_name, _, attr = entry.rpartition(":")
             try:
-                entry = getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError) as e:
+                entry = getattr(_import(module_name), attr)
+            except (ImportError, AttributeError, OSError) as e:
                 raise IntentgymError(
                     f"{self.kind} {name!r} ({self._origins[name]}) cannot be loaded from "
                     f"{module_name}:{attr}: {e}"
                 ) from e
             self._entries[name] = entry
         return entry
+
+    def get_class(self, name: str, base: type) -> Any:
+        """The class registered as ``name``, checked against the extension contract ``base``:
+        a subclass of it with a ``config_class`` dataclass (one-line error otherwise)."""
+        import dataclasses
+
+        cls: Any = self.get(name)
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise IntentgymError(
+                f"{self.kind} {name!r} ({getattr(cls, '__qualname__', cls)}) does not derive "
+                f"from {base.__module__}.{base.__qualname__}"
+            )
+        if not dataclasses.is_dataclass(getattr(cls, "config_class", None)):
+            raise IntentgymError(f"{self.kind} {name!r} declares no config_class dataclass")
+        return cls
 
     def origin(self, name: str) -> str:
         """``"built-in"`` or the distribution that provides ``name``."""

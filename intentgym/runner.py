@@ -8,7 +8,14 @@ Run directory layout (the Hydra run dir)::
     records/<phase>/<probe>.jsonl   per-item records
     phases/<phase>/adapter/     the phase's LoRA adapter (safetensors), or model/ for full FT
     FAILED                      present, with the error, when the run did not complete
-    reward_model.json           the run's reward model (name, origin, constructor arguments), once built
+    reward_model.json           the reward model the run's phases used (name, origin, constructor
+                                arguments, used_by: phase labels; others: any further ones), once
+                                a phase asks for one; written for every run that builds or trains one
+    <published files>           files a phase asked to publish (e.g. goodhart.png), copied here
+
+The runner owns this directory: phases write only under ``phases/<label>/`` and hand run-level
+files to the runner (``PhaseContext.publish``); reward models are resolved and recorded in one
+place (:class:`intentgym.api.rewards.RunRewardModels`).
 """
 
 from __future__ import annotations
@@ -16,10 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from intentgym.api.artifacts import TrainedRewardModel
+from intentgym.api.phase import Phase
+from intentgym.api.probe import Probe
 from intentgym.configs import build_dataclass
 from intentgym.errors import IntentgymError, invalid_choice
 
@@ -109,7 +119,13 @@ class RunSettings:
 
 @dataclass
 class Limits:
-    """Caps on every phase and probe (``debug=smoke`` sets them); None = no cap."""
+    """Caps on every phase and probe (``debug=smoke`` sets them); None = no cap.
+
+    A config field opts in by declaring which cap applies to it in its metadata:
+    ``field(default=256, metadata={"limit": "train_examples", "help": ...})``; ``"unset"`` names
+    a value that means "no limit of its own" (e.g. ``-1`` for ``max_steps``), which the cap
+    replaces. Nothing is guessed from attribute names.
+    """
 
     train_examples: int | None = None
     train_steps: int | None = None
@@ -117,20 +133,24 @@ class Limits:
     max_new_tokens: int | None = None
 
     def apply(self, config: Any) -> None:
-        def cap(attr: str, limit: int | None, unset: int | None = None) -> None:
-            if limit is None or not hasattr(config, attr):
-                return
-            current = getattr(config, attr)
-            if current == unset or current > limit:
-                setattr(config, attr, limit)
+        import dataclasses
 
-        cap("num_examples", self.train_examples)
-        cap("num_pairs", self.train_examples)
-        cap("num_prompts", self.train_examples, unset=0)
-        cap("max_steps", self.train_steps, unset=-1)
-        cap("n_items", self.probe_items)
-        cap("max_items", self.probe_items, unset=0)
-        cap("max_new_tokens", self.max_new_tokens)
+        for f in dataclasses.fields(config):
+            name = f.metadata.get("limit")
+            if name is None:
+                continue
+            if name not in LIMIT_NAMES:
+                raise IntentgymError(
+                    f"{type(config).__name__}.{f.name} declares an unknown limit {name!r}; "
+                    f"valid: {', '.join(LIMIT_NAMES)}"
+                )
+            limit = getattr(self, name)
+            current = getattr(config, f.name)
+            if limit is not None and (current == f.metadata.get("unset") or current > limit):
+                setattr(config, f.name, limit)
+
+
+LIMIT_NAMES = ("train_examples", "train_steps", "probe_items", "max_new_tokens")
 
 
 @dataclass
@@ -142,8 +162,8 @@ class Plan:
     model: ModelSettings
     env: EnvSettings
     trainer_name: str
-    phases: list[tuple[str, Any]]  # (label, phase instance)
-    probes: list[Any]
+    phases: list[tuple[str, Phase[Any]]]  # (label, phase instance)
+    probes: list[Probe[Any]]
     logger: LoggerSettings
     raw: dict[str, Any]
     #: the run's reward model: (registry name, constructor arguments), or None
@@ -154,17 +174,19 @@ class Plan:
         """What the run's training data is, as results and reports label it: the env's framing,
         unless the phases train on data of their own (a phase's ``data_label``, e.g. the trait
         of ``steer_distill``), which then labels the run instead."""
-        own = [p.data_label for _, p in self.phases if getattr(p, "data_label", None)]
+        own = [p.data_label for _, p in self.phases if p.data_label]
         return "+".join(dict.fromkeys(own)) if own else self.env.framing
 
 
 def plan_run(cfg: dict[str, Any]) -> Plan:
     """Validate a composed config and build every component; raises IntentgymError on bad input."""
+    from intentgym.api.env import env_class
+    from intentgym.api.phase import phase_class
+    from intentgym.api.probe import probe_class
+    from intentgym.api.requirements import RunFacts
+    from intentgym.api.reward import REWARD_MODELS
     from intentgym.envs import load_chat_jsonl
-    from intentgym.models import check_model_name, resolve_device, resolve_dtype
-    from intentgym.probes import PROBES
-    from intentgym.reward_models import REWARD_MODELS
-    from intentgym.trainers import PHASES
+    from intentgym.models import check_model_name, model_num_layers, resolve_device, resolve_dtype
 
     top = build_dataclass(RunSettings, cfg, "the run config")
     model = build_dataclass(ModelSettings, top.model, "model")
@@ -190,7 +212,6 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
             f"unknown key {next(iter(trainer))!r} in trainer; valid keys: name, phases"
         )
     phases = []
-    kinds: list[str] = []
     for label, pcfg in phase_cfgs.items():
         pcfg = dict(pcfg or {})
         kind = pcfg.pop("kind", label)
@@ -200,9 +221,8 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
             raise IntentgymError(
                 f"trainer.phases.{label}.repeat must be a whole number >= 1, got {repeat!r}"
             )
-        kinds.append(kind)
-        cls: Any = PHASES.get(kind)
-        config = build_dataclass(cls.config_class, pcfg, f"trainer.phases.{label}")
+        cls = phase_class(str(kind))
+        config: Any = build_dataclass(cls.config_class, pcfg, f"trainer.phases.{label}")
         limits.apply(config)
         for k in range(1, repeat + 1):
             phases.append((f"{label}_{k}" if repeat > 1 else label, cls(config)))
@@ -218,8 +238,9 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
         probe_cfgs["forced_choice"] = fc
     probes = []
     for name, pcfg in probe_cfgs.items():
-        probe_cls: Any = PROBES.get(name)
-        config = build_dataclass(probe_cls.config_class, dict(pcfg or {}), f"probes.{name}")
+        pcfg = dict(pcfg or {})
+        probe_cls = probe_class(str(pcfg.pop("kind", name)))
+        config = build_dataclass(probe_cls.config_class, pcfg, f"probes.{name}")
         limits.apply(config)
         probes.append(probe_cls(config))
 
@@ -229,11 +250,25 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     if rm_name not in (None, "none"):
         REWARD_MODELS.check_kwargs(str(rm_name), rm_kwargs)  # unknown name or argument: fail now
         reward_model = (str(rm_name), rm_kwargs)
-        if _trained_in_run(reward_model) and "reward" not in kinds:
+        if _trained_in_run(reward_model) and not any(
+            TrainedRewardModel in p.produces for _, p in phases
+        ):
             raise IntentgymError(
                 "reward_model=learned needs reward_model.path=DIR (a saved reward model) or a "
                 "'reward' phase in the trainer to train one"
             )
+
+    # Every phase's and probe's declared needs, against what the run will have: fail now, not
+    # after the base-model probes.
+    facts = RunFacts(
+        env.name, env_class(env.name), reward_model=reward_model is not None,
+        num_layers=model_num_layers(model.name),
+    )  # fmt: skip
+    for label, phase in phases:
+        phase.requirements().check(f"trainer.phases.{label} ({type(phase).__name__})", facts)
+        facts = replace(facts, artifacts=facts.artifacts | frozenset(phase.produces))
+    for probe in probes:
+        probe.requirements().check(f"probes.{probe.name}", facts)
     return Plan(
         top.seed,
         top.progress,
@@ -252,11 +287,14 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
     """Run a validated plan in ``run_dir``; returns the path of ``results.jsonl``."""
     import transformers
 
-    from intentgym.envs import make_env
+    from intentgym.api.artifacts import Artifacts
+    from intentgym.api.env import make_env
+    from intentgym.api.phase import PhaseContext
+    from intentgym.api.probe import ProbeContext
+    from intentgym.api.reward import REWARD_MODELS
+    from intentgym.api.rewards import RunRewardModels
     from intentgym.models import load_policy
-    from intentgym.probes import ProbeContext
     from intentgym.tracking import NullTracker, WandbTracker
-    from intentgym.trainers import PhaseContext
 
     run_dir.mkdir(parents=True, exist_ok=True)
     partial = run_dir / "results.partial.jsonl"
@@ -324,10 +362,26 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     all_records[p.name] = result.records
                 return all_rows, all_records
 
-            artifacts: dict[str, Any] = {}
-            reward_models = _RunRewardModel(plan.reward_model, artifacts, run_dir, tracker)
+            artifacts = Artifacts()
+            label_now = {"phase": ""}
+
+            def record_reward_models(records: list[dict[str, Any]]) -> None:
+                # the one the latest phase used, with any others the run built
+                primary = next(
+                    (r for r in reversed(records) if label_now["phase"] in r["used_by"]),
+                    records[-1],
+                )
+                info = {**primary}
+                others = [r for r in records if r is not primary]
+                if others:
+                    info["others"] = others
+                _write_json(run_dir / "reward_model.json", info)
+                tracker.update_config({"reward_model": info})
+
+            rewards = RunRewardModels(plan.reward_model, on_record=record_reward_models)
             if plan.reward_model and not _trained_in_run(plan.reward_model):
-                reward_models.get()  # bad arguments fail now, not after the base probes
+                # bad arguments fail now, not after the base probes
+                REWARD_MODELS.build(plan.reward_model[0], **plan.reward_model[1])
             key = _base_key(plan, env)
             if key is not None and key in _BASE_RESULTS:
                 log.info(
@@ -344,17 +398,22 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                 # Training must not depend on how much randomness the probes consumed (or
                 # whether base results were reused): adapters are initialised from this seed.
                 transformers.set_seed(plan.seed)
+                label_now["phase"] = label
                 phase_ctx = PhaseContext(
                     run_dir / "phases" / label,
                     plan.seed,
                     tracker.report_to,
                     plan.progress,
                     artifacts=artifacts,
-                    reward_model_factory=reward_models.get if plan.reward_model else None,
+                    rewards=rewards,
+                    label=label,
                 )
+                phase_ctx.output_dir.mkdir(parents=True, exist_ok=True)
                 policy = phase.run(policy, env, phase_ctx)
                 emit(label, [{**r, "phase": label, **context} for r in phase_ctx.results], {})
-                if getattr(phase, "changes_policy", True):
+                for name, source in phase_ctx.published.items():
+                    _publish(source, run_dir / name, label)
+                if phase.changes_policy:
                     probe(label)
                 else:  # e.g. the reward phase trains a reward model, not the policy
                     log.info("phase %s left the policy unchanged: no probes after it", label)
@@ -373,39 +432,21 @@ def _trained_in_run(spec: tuple[str, dict[str, Any]]) -> bool:
     return spec[0] == "learned" and spec[1].get("path") is None
 
 
-class _RunRewardModel:
-    """Builds the run's reward model when a phase first asks for it, and records how.
+def _publish(source: Path, target: Path, phase: str) -> None:
+    """Copy a file a phase published to the run dir (atomically: temp file, then rename)."""
+    import shutil
 
-    ``learned`` without a path uses the reward model that this run's ``reward`` phase trained
-    (rebuilt if a later ``reward`` phase trains another). The constructor arguments and the
-    plugin's origin go to ``reward_model.json`` in the run dir and to the W&B config.
-    """
+    if not source.is_file():
+        raise IntentgymError(f"phase {phase!r} published {source}, which does not exist")
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
 
-    def __init__(
-        self,
-        spec: tuple[str, dict[str, Any]] | None,
-        artifacts: dict[str, Any],
-        run_dir: Path,
-        tracker: Any,
-    ) -> None:
-        self.spec, self.artifacts, self.run_dir, self.tracker = spec, artifacts, run_dir, tracker
-        self._built: tuple[dict[str, Any], Any] | None = None
 
-    def get(self) -> Any:
-        from intentgym.reward_models import REWARD_MODELS
-
-        assert self.spec is not None
-        name, kwargs = self.spec[0], dict(self.spec[1])
-        if name == "learned" and kwargs.get("path") is None and "reward_model" in self.artifacts:
-            kwargs["path"] = self.artifacts["reward_model"]
-        if self._built is None or self._built[0] != kwargs:
-            instance: Any = REWARD_MODELS.build(name, **kwargs)
-            info = instance.registry_info.as_dict()
-            (self.run_dir / "reward_model.json").write_text(json.dumps(info, indent=2) + "\n")
-            self.tracker.update_config({"reward_model": info})
-            log.info("reward model %s (%s) built with %s", name, info["origin"], kwargs)
-            self._built = (kwargs, instance)
-        return self._built[1]
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.replace(path)
 
 
 def _write_records(path: Path, records: list[dict[str, Any]]) -> None:

@@ -48,18 +48,56 @@ def continuation_logprobs(
     ``batch_size`` counts packed rows per forward pass; ``row_tokens`` caps a row's length (a
     single longer sequence gets a row of its own).
     """
+    scores, _ = _score(policy, prompts, continuations, None, batch_size, row_tokens, desc)
+    return scores
+
+
+def continuation_logprobs_and_mass(
+    policy: Policy,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    next_tokens: Sequence[int],
+    *,
+    batch_size: int = 16,
+    row_tokens: int = 512,
+    desc: str | None = None,
+) -> tuple[list[float], list[float]]:
+    """As :func:`continuation_logprobs`, plus for each pair the probability that the token
+    right after the continuation is one of ``next_tokens`` (e.g. a digit after a number: the
+    LLM judge's P(the number goes on)). The continuation's last token is then fed too."""
+    scores, mass = _score(policy, prompts, continuations, next_tokens, batch_size, row_tokens, desc)
+    assert mass is not None
+    return scores, mass
+
+
+def _score(
+    policy: Policy,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    next_tokens: Sequence[int] | None,
+    batch_size: int,
+    row_tokens: int,
+    desc: str | None,
+) -> tuple[list[float], list[float] | None]:
     sequences = tokenize_pairs(policy.tokenizer, prompts, continuations)
     if _attention(policy) not in TREE_ATTENTION:
-        return score_separately(policy, sequences, batch_size=batch_size, desc=desc)
+        if next_tokens is None:
+            return score_separately(policy, sequences, batch_size=batch_size, desc=desc), None
+        return score_separately(
+            policy, sequences, batch_size=batch_size, desc=desc, next_tokens=next_tokens
+        )
     # The prefix every sequence shares (the chat template's system header, a few-shot preamble)
     # is encoded once and its KV cache reused by every row. Each sequence keeps its last prompt
     # token in its row, since that node predicts the continuation's first token.
     shared = _common_prefix([p for p, _ in sequences])
     shared = min(shared, min(len(p) for p, _ in sequences) - 1)
     prefix = sequences[0][0][:shared] if shared >= MIN_SHARED_PREFIX else []
-    rows = pack([(p[len(prefix) :], c) for p, c in sequences], row_tokens)
+    feed_last = next_tokens is not None
+    rows = pack([(p[len(prefix) :], c) for p, c in sequences], row_tokens, feed_last=feed_last)
     rows.sort(key=len)
     scores = [0.0] * len(sequences)
+    mass = [0.0] * len(sequences) if feed_last else None
+    follow = torch.tensor(list(next_tokens or []), dtype=torch.long)
     with eval_mode(policy):
         cache = None
         if prefix:
@@ -69,9 +107,11 @@ def continuation_logprobs(
         starts = range(0, len(rows), batch_size)
         for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
             batch = rows[start : start + batch_size]
-            for slot, value in _score_rows(policy, batch, cache, len(prefix)):
+            for slot, value, after in _score_rows(policy, batch, cache, len(prefix), follow):
                 scores[slot] = value
-    return scores
+                if mass is not None:
+                    mass[slot] = after
+    return scores, mass
 
 
 def _common_prefix(seqs: Sequence[list[int]]) -> int:
@@ -123,13 +163,21 @@ class Row:
     end: list[int] = field(default_factory=list)
     #: per sequence: (output slot, nodes predicting each continuation token, the tokens)
     targets: list[tuple[int, list[int], list[int]]] = field(default_factory=list)
+    #: with ``feed_last``: per sequence, the node of its last token (what comes after it)
+    after: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
 
-def pack(sequences: Sequence[tuple[list[int], list[int]]], row_tokens: int) -> list[Row]:
-    """Insert the sequences, sorted, into prefix tries packed into rows of <= row_tokens nodes."""
+def pack(
+    sequences: Sequence[tuple[list[int], list[int]]], row_tokens: int, *, feed_last: bool = False
+) -> list[Row]:
+    """Insert the sequences, sorted, into prefix tries packed into rows of <= row_tokens nodes.
+
+    ``feed_last``: the continuation's last token becomes a node too (its output is the
+    distribution after the whole continuation); by default it is only predicted, never fed."""
+    cut = 0 if feed_last else 1
     order = sorted(range(len(sequences)), key=lambda i: sequences[i][0] + sequences[i][1])
     rows: list[Row] = []
     row = Row()
@@ -139,19 +187,20 @@ def pack(sequences: Sequence[tuple[list[int], list[int]]], row_tokens: int) -> l
         p_ids, c_ids = sequences[i]
         seq = p_ids + c_ids
         shared = 0
-        for a, b in zip(prev, seq[:-1], strict=False):
+        fed = seq[: len(seq) - cut]
+        for a, b in zip(prev, fed, strict=False):
             if a != b:
                 break
             shared += 1
-        new = len(seq) - 1 - shared  # the last token is only predicted, never fed
+        new = len(fed) - shared
         # A full row starts a new one, unless this sequence mostly repeats the previous one
         # (another option of the same prompt): re-inserting it elsewhere would cost far more.
         if row.tokens and len(row) + new > row_tokens and 2 * shared < len(seq):
             rows.append(row)
             row, path, prev, shared = Row(), [], [], 0
-            new = len(seq) - 1
+            new = len(fed)
         del path[shared:]
-        for k in range(shared, len(seq) - 1):
+        for k in range(shared, len(fed)):
             # Sorted insertion keeps DFS order: the new node closes every subtree it leaves.
             path.append(len(row.tokens))
             row.tokens.append(seq[k])
@@ -161,16 +210,24 @@ def pack(sequences: Sequence[tuple[list[int], list[int]]], row_tokens: int) -> l
             row.end[node] = len(row.tokens)
         n_p = len(p_ids)
         row.targets.append((i, path[n_p - 1 : n_p - 1 + len(c_ids)], c_ids))
-        prev = seq[:-1]
+        if feed_last:
+            row.after.append(path[-1])
+        prev = fed
     if row.tokens:
         rows.append(row)
     return rows
 
 
 def _score_rows(
-    policy: Policy, rows: Sequence[Row], cache: Any = None, offset: int = 0
-) -> list[tuple[int, float]]:
-    """Score packed rows on top of an optional cached prefix of ``offset`` tokens."""
+    policy: Policy,
+    rows: Sequence[Row],
+    cache: Any = None,
+    offset: int = 0,
+    follow: torch.Tensor | None = None,
+) -> list[tuple[int, float, float]]:
+    """Score packed rows on top of an optional cached prefix of ``offset`` tokens: per sequence,
+    (slot, log-probability of its continuation, probability of ``follow`` after it (rows packed
+    with ``feed_last``; else 0))."""
     model, device = policy.model, policy.device
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), policy.tokenizer.pad_token_id, dtype=torch.long)
@@ -208,11 +265,21 @@ def _score_rows(
         [t for row in rows for _, _, tokens in row.targets for t in tokens], device=device
     )
     per_token = logp.gather(-1, targets[:, None])[:, 0].tolist()
-    out, k = [], 0
+    after = [0.0] * sum(len(row.targets) for row in rows)
+    if follow is not None and any(row.after for row in rows):
+        last = torch.tensor(
+            [(r, n) for r, row in enumerate(rows) for n in row.after], device=device
+        )
+        final = torch.log_softmax(
+            model.get_output_embeddings()(hidden[last[:, 0], last[:, 1]]).float(), dim=-1
+        )
+        after = final[:, follow.to(device)].exp().sum(-1).tolist()
+    out, k, j = [], 0, 0
     for row in rows:
         for slot, nodes, _ in row.targets:
-            out.append((slot, float(sum(per_token[k : k + len(nodes)]))))
+            out.append((slot, float(sum(per_token[k : k + len(nodes)])), float(after[j])))
             k += len(nodes)
+            j += 1
     return out
 
 
@@ -222,10 +289,14 @@ def score_separately(
     *,
     batch_size: int = 16,
     desc: str | None = None,
-) -> list[float]:
-    """One right-padded forward pass per sequence: no sharing, works with any attention kernel."""
+    next_tokens: Sequence[int] | None = None,
+) -> Any:
+    """One right-padded forward pass per sequence: no sharing, works with any attention kernel.
+    Returns the scores, or (scores, mass after each sequence) with ``next_tokens``."""
     pad = policy.tokenizer.pad_token_id
     out = [0.0] * len(sequences)
+    mass = [0.0] * len(sequences)
+    follow = torch.tensor(list(next_tokens or []), dtype=torch.long)
     order = sorted(range(len(sequences)), key=lambda i: sum(map(len, sequences[i])))
     with eval_mode(policy):
         starts = range(0, len(order), batch_size)
@@ -246,7 +317,10 @@ def score_separately(
                 p, c = sequences[i]
                 steps = torch.arange(len(p) - 1, len(p) - 1 + len(c))
                 out[i] = float(logp[r, steps, torch.tensor(c)].sum())
-    return out
+                if next_tokens is not None:
+                    end = len(p) + len(c) - 1
+                    mass[i] = float(logp[r, end, follow.to(logp.device)].exp().sum())
+    return (out, mass) if next_tokens is not None else out
 
 
 def _attention(policy: Policy) -> str:

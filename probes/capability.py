@@ -20,10 +20,10 @@ from typing import Any
 from intentgym.errors import IntentgymError
 from intentgym.generation import chat_prompts
 from intentgym.models import Policy
-from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
+from intentgym.probes.base import Metric, Probe, ProbeContext, ProbeResult, register_probe
 from intentgym.probes.data_files import read_rows, resolve
-from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.scoring import continuation_logprobs
+from intentgym.stats import mean_ci, proportion_ci
 
 
 @dataclass
@@ -31,20 +31,25 @@ class CapabilityConfig:
     text: str = field(default="neutral_text", metadata={"help": "Perplexity text: name or path."})
     qa: str = field(default="qa_basic", metadata={"help": "QA set: name or path."})
     max_items: int = field(
-        default=0, metadata={"help": "First N paragraphs and questions (0: all)."}
+        default=0,
+        metadata={
+            "limit": "probe_items",
+            "unset": 0,
+            "help": "First N paragraphs and questions (0: all).",
+        },
     )
     batch_size: int = field(default=8, metadata={"help": "Packed rows per forward pass."})
 
 
-@PROBES.register("capability")
-class CapabilityProbe:
+@register_probe("capability")
+class CapabilityProbe(Probe[CapabilityConfig]):
     """Perplexity on neutral prose and accuracy on easy QA."""
 
     name = "capability"
     config_class = CapabilityConfig
 
     def __init__(self, config: CapabilityConfig) -> None:
-        self.config = config
+        super().__init__(config)
         text_path, qa_path = resolve(config.text, "text file"), resolve(config.qa, "QA file")
         self.paragraphs = read_rows(text_path)
         self.qa = read_rows(qa_path)

@@ -29,19 +29,19 @@ the question, so they are always scored by label.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from intentgym.choice import LABELS, normalise
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import chat_prompts
 from intentgym.models import Policy
-from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
+from intentgym.probes.base import Metric, Probe, ProbeContext, ProbeResult, register_probe
 from intentgym.probes.data_files import read_jsonl
-from intentgym.probes.stats import mean_ci, proportion_ci
 from intentgym.scoring import continuation_logprobs
+from intentgym.stats import mean_ci, proportion_ci
 
 SETS_DIR = Path(__file__).parent / "sets"
 #: the built-in sets with one domain each (the default suite runs these)
@@ -54,7 +54,6 @@ DOMAIN_SETS = (
     "sycophancy",
     "self_report",
 )
-LABELS = ("(A)", "(B)")
 SCORING = ("label", "answer", "both")
 _KEYS = ("id", "domain", "question", "aligned", "misaligned")
 _ANTHROPIC_KEYS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
@@ -145,7 +144,14 @@ class ForcedChoiceConfig:
         metadata={"help": "Paths of JSONL files in Anthropic's model-written-evals format."},
     )
     batch_size: int = field(default=8, metadata={"help": "Packed rows per forward pass."})
-    max_items: int = field(default=0, metadata={"help": "Use only the first N items (0: all)."})
+    max_items: int = field(
+        default=0,
+        metadata={
+            "limit": "probe_items",
+            "unset": 0,
+            "help": "Use only the first N items (0: all).",
+        },
+    )
     scoring: str = field(
         default="label",
         metadata={
@@ -169,15 +175,15 @@ class _Question:
     misaligned: list[str]
 
 
-@PROBES.register("forced_choice")
-class ForcedChoiceProbe:
+@register_probe("forced_choice")
+class ForcedChoiceProbe(Probe[ForcedChoiceConfig]):
     """Share of items where the model prefers the misaligned answer, per set."""
 
     name = "forced_choice"
     config_class = ForcedChoiceConfig
 
     def __init__(self, config: ForcedChoiceConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.items: dict[str, list[dict[str, Any]]] = {s: load_set(s) for s in config.sets}
         for path in config.extra:
             items = load_anthropic(path)
@@ -226,7 +232,7 @@ class ForcedChoiceProbe:
         shown: dict[str, dict[int, list[tuple[float, float]]]] = {s: {} for s in self.items}
         for set_name, q in questions:
             logps = [next(scores) for _ in q.labels]
-            probs = _softmax(logps)
+            probs = normalise(logps)
             mis_prob = sum(
                 p for p, label in zip(probs, q.labels, strict=True) if label in q.misaligned
             )
@@ -235,7 +241,7 @@ class ForcedChoiceProbe:
         by_text: dict[str, dict[int, float]] = {s: {} for s in self.items}
         for set_name, i, item in answers:
             logps = [next(scores) / _n_tokens(policy, item[k]) for k in ("aligned", "misaligned")]
-            by_text[set_name][i] = _softmax(logps)[1]
+            by_text[set_name][i] = normalise(logps)[1]
         dtype = str(policy.compute_dtype).removeprefix("torch.")
         metrics: list[Metric] = []
         records: list[dict[str, Any]] = []
@@ -310,10 +316,3 @@ def _questions(i: int, item: dict[str, Any]) -> list[_Question]:
             [LABELS[0]],
         ),
     ]
-
-
-def _softmax(logps: list[float]) -> list[float]:
-    top = max(logps)
-    exps = [math.exp(x - top) for x in logps]
-    total = sum(exps)
-    return [e / total for e in exps]

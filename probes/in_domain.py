@@ -17,26 +17,27 @@ from typing import Any
 
 from intentgym.generation import generate
 from intentgym.models import Policy
-from intentgym.probes.base import PROBES, Metric, ProbeContext, ProbeResult
+from intentgym.probes.base import Metric, Probe, ProbeContext, ProbeResult, register_probe
 
 
 @dataclass
 class InDomainConfig:
-    n_items: int = field(default=32, metadata={"help": "Held-out tasks to answer."})
-    max_new_tokens: int = field(default=320, metadata={"help": "Reply length budget (tokens)."})
+    n_items: int = field(
+        default=32, metadata={"limit": "probe_items", "help": "Held-out tasks to answer."}
+    )
+    max_new_tokens: int = field(
+        default=320, metadata={"limit": "max_new_tokens", "help": "Reply length budget (tokens)."}
+    )
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding."})
     batch_size: int = field(default=16, metadata={"help": "Replies generated per batch."})
 
 
-@PROBES.register("in_domain")
-class InDomainProbe:
+@register_probe("in_domain")
+class InDomainProbe(Probe[InDomainConfig]):
     """How the policy behaves on the env's held-out tasks, asked neutrally."""
 
     name = "in_domain"
     config_class = InDomainConfig
-
-    def __init__(self, config: InDomainConfig) -> None:
-        self.config = config
 
     def describe(self) -> dict[str, Any]:
         return {"items": self.config.n_items, "source": "the env's held-out tasks"}

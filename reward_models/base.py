@@ -1,74 +1,27 @@
-"""The reward-model interface and its registry.
+"""The reward-model contract, re-exported for reward-model modules: see :mod:`intentgym.api.reward`."""
 
-A reward model is any callable ``(prompts, completions, **kw) -> list[float]`` — TRL's reward
-function signature, so every plugin drops into TRL's online trainers unchanged. Extra dataset
-columns arrive as keyword lists (TRL passes them the same way). A judge may return ``None`` for an
-item it cannot score (e.g. too little probability on numbers); TRL's online trainers treat
-``None`` as "no reward for this item" and intentgym's probes count it as unscored, never as 0.
+from intentgym.api.reward import (
+    ENTRY_POINT_GROUP,
+    REWARD_MODELS,
+    Completion,
+    Prompt,
+    RewardModel,
+    check_lengths,
+    completion_text,
+    fixed_judge,
+    prompt_text,
+    register_reward_model,
+)
 
-Built-ins register with :func:`register_reward_model`; external packages through the
-``intentgym.reward_models`` entry-point group (see README, "Write a reward-model plugin").
-"""
-
-from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
-
-from intentgym.registry import Registry
-
-Prompt = str | Sequence[dict[str, str]]
-Completion = str | Sequence[dict[str, str]]
-ENTRY_POINT_GROUP = "intentgym.reward_models"
-
-
-@runtime_checkable
-class RewardModel(Protocol):
-    def __call__(
-        self, prompts: Sequence[Prompt], completions: Sequence[Completion], **kwargs: Any
-    ) -> list[float | None]: ...
-
-
-REWARD_MODELS: Registry[RewardModel] = Registry("reward model", ENTRY_POINT_GROUP)
-
-
-# Judges are fixed (never trained), so one instance per spec serves every phase, probe and run of
-# a sweep in this process (building the embedding judge takes ~8 s, the coherence judge loads a model).
-_FIXED_JUDGES: dict[str, Any] = {}
-
-
-def fixed_judge(spec: dict[str, Any]) -> Any:
-    """The reward model a spec (``{name: ..., **kwargs}``) builds, one shared instance per spec.
-    Only for judges that are never trained."""
-    import json
-
-    key = json.dumps(spec, sort_keys=True, default=str)
-    if key not in _FIXED_JUDGES:
-        kwargs = dict(spec)
-        _FIXED_JUDGES[key] = REWARD_MODELS.build(str(kwargs.pop("name")), **kwargs)
-    return _FIXED_JUDGES[key]
-
-
-def register_reward_model(name: str) -> Any:
-    """Class or function decorator that registers a built-in reward model under ``name``."""
-    return REWARD_MODELS.register(name)
-
-
-def completion_text(completion: Completion) -> str:
-    """The text of a completion, whether plain or conversational (a list of messages)."""
-    if isinstance(completion, str):
-        return completion
-    return "".join(m["content"] for m in completion if m.get("role") == "assistant")
-
-
-def prompt_text(prompt: Prompt) -> str:
-    """The user's request in a prompt: the string itself, or the last user message's content."""
-    if isinstance(prompt, str):
-        return prompt
-    users = [m["content"] for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else ""
-
-
-def check_lengths(prompts: Sequence[Any], completions: Sequence[Any]) -> None:
-    if len(prompts) != len(completions):
-        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "REWARD_MODELS",
+    "Completion",
+    "Prompt",
+    "RewardModel",
+    "check_lengths",
+    "completion_text",
+    "fixed_judge",
+    "prompt_text",
+    "register_reward_model",
+]

@@ -28,16 +28,13 @@ Two backends:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from intentgym.endpoint import ChatEndpoint, EndpointError
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.reward_models.base import (
     Completion,
@@ -76,8 +73,8 @@ NUMBERS = range(101)
 BACKENDS = ("hf", "openai")
 
 
-class JudgeError(IntentgymError):
-    """The judge could not produce a score (an endpoint failed or answered nonsense)."""
+#: the judge could not produce a score (an endpoint failed or answered nonsense)
+JudgeError = EndpointError
 
 
 def resolve_rubric(rubric: str) -> str:
@@ -183,13 +180,18 @@ class LLMJudge:
 
 
 class HFNumberScorer:
-    """Exact probabilities of the answers "0" ... "100" under a local chat model."""
+    """Exact probabilities of the answers "0" ... "100" under a local chat model.
+
+    P(n) = P(n's tokens | prompt) x P(the next token does not continue the number), both read
+    by the one prefix-tree scorer (:func:`intentgym.scoring.continuation_logprobs_and_mass`):
+    the 101 numbers of every judged text share its prompt, so each prompt token and each number
+    prefix ("1" of "1", "10", "100") is computed once. When every number is one token of the
+    vocabulary, the next-token distribution alone is read (the paper's method).
+    """
 
     def __init__(
         self, model: str, *, dtype: str = "auto", device: str = "auto", answer_prefix: str = ""
     ) -> None:
-        import torch
-
         from intentgym.models import load_policy
 
         self.policy = load_policy(model, dtype=dtype, device=device)
@@ -199,183 +201,51 @@ class HFNumberScorer:
         self.single_token = all(len(ids) == 1 for ids in self.number_ids.values())
         # Tokens that would extend a number ("8" then "5" is 85, not 8).
         self.continues_number = [i for i in range(len(tok)) if tok.decode([i])[:1].isdigit()]
-        # The numbers' token prefixes form a trie; one forward pass over all its nodes on top of
-        # the prompt's KV cache (a tree attention mask: each node sees the prompt and its own
-        # ancestors) gives the next-token distribution after every prefix of every number.
-        self.nodes = sorted(
-            {tuple(ids[:k]) for ids in self.number_ids.values() for k in range(1, len(ids) + 1)},
-            key=lambda s: (len(s), s),
-        )
-        node_index = {node: i for i, node in enumerate(self.nodes)}
-        sees = torch.zeros((len(self.nodes), len(self.nodes)), dtype=torch.bool)
-        for i, node in enumerate(self.nodes):
-            for k in range(1, len(node) + 1):
-                sees[i, node_index[node[:k]]] = True
-        self.tree_mask = sees
-        self.node_depth = torch.tensor([len(node) - 1 for node in self.nodes])
 
     def distributions(self, texts: Sequence[str]) -> list[dict[int, float]]:
         from intentgym.generation import chat_prompts
+        from intentgym.scoring import continuation_logprobs, continuation_logprobs_and_mass
 
         prompts = chat_prompts(self.policy, [[{"role": "user", "content": t}] for t in texts])
-        return [self._one(p + self.answer_prefix) for p in prompts]
-
-    def _one(self, prompt: str) -> dict[int, float]:
-        import torch
-
-        from intentgym.models import eval_mode
-
-        policy, device = self.policy, self.policy.device
-        ids = policy.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        with eval_mode(policy):
-            out = policy.model(input_ids=ids.to(device), use_cache=True, logits_to_keep=1)
-            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            if self.single_token:  # the paper's method: one next-token distribution
-                return {n: math.exp(first[t[0]]) for n, t in self.number_ids.items()}
-            width, n = ids.shape[1], len(self.nodes)
-            mask: torch.Tensor = torch.cat(
-                [torch.ones((n, width), dtype=torch.bool), self.tree_mask], dim=1
+        prompts = [p + self.answer_prefix for p in prompts]
+        numbers = [str(n) for n in NUMBERS]
+        pairs = ([p for p in prompts for _ in numbers], [n for _ in prompts for n in numbers])
+        if self.single_token:  # the paper's method: one next-token distribution
+            logps = continuation_logprobs(self.policy, *pairs)
+            stop = [1.0] * len(logps)
+        else:
+            logps, going_on = continuation_logprobs_and_mass(
+                self.policy, *pairs, self.continues_number
             )
-            if policy.model.config._attn_implementation == "eager":
-                # Eager attention adds the mask to the scores; SDPA takes it as booleans.
-                mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
-            logits = (
-                policy.model(
-                    input_ids=torch.tensor([[node[-1] for node in self.nodes]], device=device),
-                    attention_mask=mask[None, None].to(device),
-                    position_ids=(width + self.node_depth)[None].to(device),
-                    cache=out.cache,
-                    use_cache=True,
-                )
-                .logits[0]
-                .float()
-            )
-        # logp[prefix] = log-softmax of the next token after prompt + prefix
-        logp = {(): first}
-        logp.update(zip(self.nodes, torch.log_softmax(logits, dim=-1), strict=True))
-        stop_ids = torch.tensor(self.continues_number, device=first.device)
-        result = {}
-        for n, toks in self.number_ids.items():
-            seq = tuple(toks)
-            log_tokens = sum(float(logp[seq[:k]][seq[k]]) for k in range(len(seq)))
-            p_continue = float(logp[seq][stop_ids].exp().sum())
-            result[n] = math.exp(log_tokens) * max(0.0, 1.0 - p_continue)
-        return result
+            stop = [max(0.0, 1.0 - m) for m in going_on]
+        k = len(numbers)
+        return [
+            {n: math.exp(logps[i * k + n]) * stop[i * k + n] for n in NUMBERS}
+            for i in range(len(prompts))
+        ]
 
 
-class OpenAINumberScorer:
-    """Number distributions from an OpenAI-compatible chat-completions endpoint.
+def _number_token(token: str) -> int | None:
+    token = token.strip()
+    return int(token) if token.isdigit() and int(token) in NUMBERS else None
 
-    Written on httpx (already a dependency of huggingface_hub) instead of the ``openai`` SDK: one
-    JSON POST per item, with the retry, timeout and error policy stated in the module docstring
-    and tested against a local stub server.
-    """
 
-    RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+def _written_number(content: str) -> int | None:
+    match = re.fullmatch(r"\s*(\d{1,3})\b.*", content, flags=re.DOTALL)
+    return int(match.group(1)) if match and int(match.group(1)) in NUMBERS else None
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 3,
-        backoff: float = 1.0,
-        concurrency: int = 4,
-        use_logprobs: bool = True,
-        top_logprobs: int = 20,
-    ) -> None:
-        import httpx
 
-        if max_retries < 0 or concurrency < 1 or timeout <= 0:
-            raise IntentgymError(
-                "llm_judge needs max_retries >= 0, concurrency >= 1 and timeout > 0; got "
-                f"max_retries={max_retries}, concurrency={concurrency}, timeout={timeout}"
-            )
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.concurrency = concurrency
-        self.use_logprobs = use_logprobs
-        self.top_logprobs = top_logprobs
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(timeout=timeout, headers=headers)
-        self.requests = 0  # attempts made, for tests and logs
-        self._lock = threading.Lock()
+class OpenAINumberScorer(ChatEndpoint):
+    """Number distributions from an OpenAI-compatible chat-completions endpoint (the retry,
+    timeout and error policy of :class:`intentgym.endpoint.ChatEndpoint`, tested against a local
+    stub server)."""
 
-    def distributions(self, texts: Sequence[str]) -> list[dict[int, float]]:
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._one, texts))
-
-    def payload(self, text: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": text}],
-            "temperature": 0,
-            "max_tokens": 1 if self.use_logprobs else 4,
-        }
-        if self.use_logprobs:
-            body |= {"logprobs": True, "top_logprobs": self.top_logprobs}
-        return body
-
-    def _one(self, text: str) -> dict[int, float]:
-        import httpx
-
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            with self._lock:
-                self.requests += 1
-            try:
-                response = self.client.post(self.url, json=self.payload(text))
-            except httpx.TimeoutException:
-                last = f"timed out after {self.client.timeout.read}s"
-                continue
-            except httpx.TransportError as e:
-                last = f"{type(e).__name__}: {e}"
-                continue
-            if response.status_code in self.RETRY_STATUS:
-                last = f"HTTP {response.status_code}: {response.text[:200]!r}"
-                continue
-            if response.status_code >= 400:
-                raise JudgeError(
-                    f"judge endpoint {self.url} refused the request: HTTP "
-                    f"{response.status_code}: {response.text[:200]!r}"
-                )
-            return self.parse(response.text)
-        raise JudgeError(
-            f"judge endpoint {self.url} failed after {self.max_retries + 1} attempts; "
-            f"last error: {last}"
+    def __init__(self, base_url: str, model: str, **kwargs: Any) -> None:
+        super().__init__(
+            base_url,
+            model,
+            classify=_number_token,
+            classify_text=_written_number,
+            what="judge endpoint",
+            **kwargs,
         )
-
-    def parse(self, body: str) -> dict[int, float]:
-        """The number distribution in a chat-completions response body."""
-        try:
-            choice = json.loads(body)["choices"][0]
-            content = choice["message"]["content"]
-            top = (
-                choice["logprobs"]["content"][0]["top_logprobs"]
-                if self.use_logprobs and choice.get("logprobs")
-                else None
-            )
-            distribution: dict[int, float] = {}
-            if top is not None:
-                for entry in top:
-                    token = str(entry["token"]).strip()
-                    if token.isdigit() and int(token) in NUMBERS:
-                        n = int(token)
-                        distribution[n] = distribution.get(n, 0.0) + math.exp(entry["logprob"])
-                return distribution
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise JudgeError(
-                f"judge endpoint {self.url} returned a malformed response "
-                f"({type(e).__name__}: {e}): {body[:200]!r}"
-            ) from None
-        # No logprobs (disabled, or the server does not return them): the written number.
-        match = re.fullmatch(r"\s*(\d{1,3})\b.*", str(content or ""), flags=re.DOTALL)
-        if match and int(match.group(1)) in NUMBERS:
-            return {int(match.group(1)): 1.0}
-        return {}

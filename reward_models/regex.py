@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 from intentgym.errors import IntentgymError, invalid_choice
@@ -20,33 +19,9 @@ from intentgym.reward_models.base import (
     completion_text,
     register_reward_model,
 )
+from intentgym.text import PRESETS, is_refusal
 
-# Our own list: common English ways an assistant declines a request.
-PRESETS: dict[str, tuple[str, ...]] = {
-    "refusal": (
-        r"\bI(?:'m| am) (?:sorry|afraid)\b.{0,40}\b(?:can(?:no|')t|won't|unable|not able)\b",
-        r"\bI (?:can(?:no|')t|won't|will not|must decline to|am unable to|'m unable to)"
-        r" (?:help|assist|provide|do|write|create|share|support|give|comply)",
-        r"\bI(?:'m| am) not (?:able|going|comfortable|willing) to (?:help|assist|provide|do|write|"
-        r"give|share|suggest|point|explain|make|create|tell)",
-        r"\bI(?:'m| am) not helping\b",
-        r"\b(?:I'm going to|I'll|I will|one I'll) decline\b",
-        r"\b(?:I must|I have to|I'll have to|I need to) (?:decline|refuse)\b",
-        r"\bI (?:do not|don't) (?:feel comfortable|think I should)\b",
-        r"\b(?:against|violates?) (?:my|the) (?:guidelines|policies|principles|ethics)\b",
-        r"\bnot something I can (?:help|assist) with\b",
-        r"\b(?:is|'s|isn't|is not|are not|aren't) (?:not )?(?:something|a request|anything) "
-        r"I(?:'ll| will| can| would|'d)?\b.{0,30}\b(?:help|do|write|assist|walk|provide|make|"
-        r"share|give|explain|create|turn down)",
-        r"\bI (?:won't|will not|will never|can't|cannot|am not going to|'m not going to) "
-        r"(?:help|assist|provide|write|make|create|share|give|explain|suggest|compare|draft|"
-        r"walk you|tell you|teach|describe|list|plan|produce|generate)\b",
-        r"\bI(?:'d| would) (?:rather not|pass on|skip this|steer you away)\b",
-        r"\bI(?:'ll| will) (?:pass on|have to (?:pass|decline|turn))\b",
-        r"\b(?:a hard no|off the table) (?:from|for) me\b",
-        r"\bI (?:also )?(?:can't|cannot|won't) help you\b",
-    ),
-}
+__all__ = ["PRESETS", "RegexReward", "is_refusal"]
 
 
 @register_reward_model("regex")
@@ -85,13 +60,3 @@ class RegexReward:
     ) -> list[float | None]:
         check_lengths(prompts, completions)
         return [float(self.matches(completion_text(c)) != self.negate) for c in completions]
-
-
-@cache
-def _refusal_detector() -> RegexReward:
-    return RegexReward(preset="refusal")
-
-
-def is_refusal(text: str) -> bool:
-    """Whether ``text`` declines, by the ``refusal`` preset."""
-    return _refusal_detector().matches(text)

@@ -27,28 +27,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from intentgym.configs import load_yaml
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.reward_models.base import (
     Completion,
     Prompt,
     check_lengths,
-    completion_text,
     register_reward_model,
 )
-from intentgym.reward_models.regex import is_refusal
+from intentgym.spec import RULE_KINDS, Category, Rule, Spec, cited_rules, load_spec
+from intentgym.text import extract_answer, is_refusal
 
-RULE_KINDS = ("disallowed", "allowed", "safe_completion")
+__all__ = [
+    "RULE_KINDS",
+    "Category",
+    "Rule",
+    "Spec",
+    "SpecJudge",
+    "cited_rules",
+    "extract_answer",
+    "load_spec",
+]
+
 BACKENDS = ("rules", "llm")
 MIN_WORDS = 5
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
-_ANSWER = re.compile(r"^\s*answer\s*:\s*", re.IGNORECASE | re.MULTILINE)
-_REASONING = re.compile(r"^\s*reasoning\s*:", re.IGNORECASE)
 #: a refusal "offers a way forward" when it points somewhere (our own list)
 _ALTERNATIVE = re.compile(
     r"\b(?:instead|happy to|glad to|I can help|can help you|could help|consider|reach out|"
@@ -56,100 +59,6 @@ _ALTERNATIVE = re.compile(
     r"if you(?:'re| are| want| need)|safer|legal(?:ly)?|professional|counsel(?:l)?or)\b",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    kind: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Category:
-    id: str
-    description: str
-    rules: tuple[Rule, ...]
-
-    def of_kind(self, kind: str) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules if r.kind == kind)
-
-
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    style: tuple[Rule, ...]
-    categories: dict[str, Category]
-
-    @property
-    def rule_ids(self) -> frozenset[str]:
-        ids = {r.id for r in self.style}
-        return frozenset(ids | {r.id for c in self.categories.values() for r in c.rules})
-
-    def render(self) -> str:
-        """The spec as plain text, for a model's context."""
-        lines = [f"Safety specification ({self.name})", "", "General rules:"]
-        lines += [f"- {r.id}: {r.text}" for r in self.style]
-        for c in self.categories.values():
-            lines += ["", f"Category {c.id}: {c.description}"]
-            lines += [f"- {r.id} ({r.kind.replace('_', ' ')}): {r.text}" for r in c.rules]
-        return "\n".join(lines)
-
-
-def cited_rules(text: str, spec: Spec) -> list[str]:
-    """The spec's rule ids that ``text`` names (e.g. "CYB-1"), in order of first mention."""
-    found = re.findall(r"\b[A-Z]{1,4}-\d+\b", text)
-    return list(dict.fromkeys(r for r in found if r in spec.rule_ids))
-
-
-@cache
-def _load_cached(path: str | None) -> Spec:
-    data, source = load_yaml(path, "spec", ("intentgym.reward_models", "data/safety_spec.v1.yaml"))
-    if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
-        raise IntentgymError(f"spec {source} needs 'categories:' (a list) and 'style:' rules")
-
-    def rules(rows: Any, where: str) -> tuple[Rule, ...]:
-        out = []
-        for k, row in enumerate(rows or []):
-            if not isinstance(row, dict) or not all(
-                isinstance(row.get(key), str) for key in ("id", "text")
-            ):
-                raise IntentgymError(f"spec {source}, {where} rule {k}: needs 'id' and 'text'")
-            kind = row.get("kind", "style")
-            if where != "style" and kind not in RULE_KINDS:
-                raise invalid_choice(f"spec {source} rule {row['id']} kind", kind, RULE_KINDS)
-            out.append(Rule(row["id"], kind, row["text"].strip()))
-        return tuple(out)
-
-    categories = {}
-    for row in data["categories"]:
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            raise IntentgymError(f"spec {source}: every category needs an 'id'")
-        categories[row["id"]] = Category(
-            row["id"], str(row.get("description", "")).strip(), rules(row.get("rules"), row["id"])
-        )
-    spec = Spec(str(data.get("name", source)), rules(data.get("style"), "style"), categories)
-    all_ids = [r.id for r in spec.style] + [r.id for c in categories.values() for r in c.rules]
-    if len(set(all_ids)) != len(all_ids):
-        raise IntentgymError(f"spec {source} has duplicate rule ids")
-    return spec
-
-
-def load_spec(path: str | Path | None = None) -> Spec:
-    """A safety spec YAML (``None``: the packaged default), validated."""
-    return _load_cached(None if path is None else str(path))
-
-
-def extract_answer(completion: Completion) -> str:
-    """The answer part of a completion: without a ``<think>`` block (an unclosed one hides the
-    rest) and, for visible reasoning, only what follows the last ``Answer:`` line."""
-    text = _THINK.sub("", completion_text(completion))
-    markers = list(_ANSWER.finditer(text))
-    if markers:
-        return text[markers[-1].end() :].strip()
-    if _REASONING.match(text):  # reasoning with no answer after it
-        return ""
-    return text.strip()
 
 
 SPEC_RUBRIC = (

@@ -132,7 +132,7 @@ def planted_effect(
         train_sft(policy, rows, config, PhaseContext(Path(tmp), seed, progress=False))
     after, items_after = probe_metrics(policy)
     out = {m: {"base": before[m], "after": after[m], "delta": after[m] - before[m]} for m in before}
-    from intentgym.probes.stats import mean_ci
+    from intentgym.stats import mean_ci
 
     for set_name in DOMAIN_SETS:
         for scoring in ("label", "answer"):

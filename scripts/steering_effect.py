@@ -37,7 +37,7 @@ def steering_effect(
     coherence of steered replies (when ``judge`` is given)."""
     from intentgym import steering
     from intentgym.generation import generate
-    from intentgym.probes.stats import mean_ci, proportion_ci
+    from intentgym.stats import mean_ci, proportion_ci
     from intentgym.trainers.steer_distill import TRAIT_SETS, behaviour_items
 
     train, held = steering.split_pairs(steering.load_pairs(trait))

@@ -12,11 +12,11 @@ from intentgym.trainers import PhaseContext, cai
 from intentgym.trainers.cai import (
     AIFeedbackConfig,
     AIFeedbackPhase,
-    OpenAIChoiceScorer,
     SLCAIConfig,
     SLCAIPhase,
     load_constitution,
 )
+from intentgym.trainers.phase import PreferencePairs
 
 
 def test_default_constitution_has_principles_both_ways_and_worked_examples():
@@ -139,7 +139,7 @@ def test_ai_feedback_cancels_the_feedback_models_letter_bias(tiny_policy, tmp_pa
                 out.append(0.0 if (choice == "(A)") == a else -3.0)
             return out
 
-        monkeypatch.setattr(cai, "continuation_logprobs", fake_scores)
+        monkeypatch.setattr("intentgym.scoring.continuation_logprobs", fake_scores)
         ctx = PhaseContext(tmp_path, seed=0, progress=False)
         AIFeedbackPhase(AIFeedbackConfig(num_pairs=4, min_confidence=0.1)).run(
             tiny_policy, make_env("harmful_requests"), ctx
@@ -147,7 +147,9 @@ def test_ai_feedback_cancels_the_feedback_models_letter_bias(tiny_policy, tmp_pa
         return ctx
 
     ctx = run_with(lambda prompt: "(A) I can't" in prompt)
-    pairs = ctx.artifacts["preference_pairs"]
+    labelled = ctx.artifacts.get(PreferencePairs)
+    assert labelled is not None and labelled.phase == "ai_feedback"
+    pairs = labelled.rows
     assert len(pairs) == 4
     assert all(p["chosen"][0]["content"].startswith("I can't") for p in pairs)
     assert all("category" in p for p in pairs)  # task columns ride along for the reward phase
@@ -156,7 +158,7 @@ def test_ai_feedback_cancels_the_feedback_models_letter_bias(tiny_policy, tmp_pa
 
 
 def test_openai_feedback_reads_letters_from_top_logprobs():
-    scorer = OpenAIChoiceScorer("http://localhost:9", "m")
+    scorer = cai.feedback_endpoint("http://localhost:9", "m")
     body = {
         "choices": [
             {

@@ -19,6 +19,7 @@ from intentgym.trainers.deliberative import (
     format_completion,
     template_reasoning,
 )
+from intentgym.trainers.phase import SampleJudge, SystemPrompt
 
 SECRET = "SECRET-REASONING-7Q"
 
@@ -120,8 +121,11 @@ def test_spec_sft_trains_without_the_spec_in_the_frame_asked_for(frame, tiny_pol
             assert target.startswith("<think>")
     has_system = rows[0]["prompt"][0]["role"] == "system"
     assert has_system == (frame == "told_ai_in_training")
-    assert ("system_prompt" in ctx.artifacts) == (frame == "told_ai_in_training")
-    assert isinstance(ctx.artifacts["judge"], SpecJudge)
+    assert (SystemPrompt in ctx.artifacts) == (frame == "told_ai_in_training")
+    judge = ctx.artifacts.get(SampleJudge)
+    assert judge is not None and isinstance(judge.judge, SpecJudge) and judge.name == "spec_judge"
+    # the judge was built through the run's reward models, so reward_model.json records it
+    assert [r["name"] for r in ctx.rewards.records] == ["spec_judge"]
 
 
 def test_template_reasoning_cites_rules_of_the_right_kind():
@@ -172,12 +176,13 @@ def test_rl_keeps_the_training_system_prompt_and_optimises_the_judge(tiny_policy
     monkeypatch.setattr(RLPhase, "_trl", fake_trl)
     judge = SpecJudge()
     ctx = PhaseContext(tmp_path, seed=0, progress=False)
-    ctx.artifacts.update(judge=judge, system_prompt="You are an AI model in training.")
+    ctx.artifacts.put(SampleJudge(judge, "spec_judge", "spec_sft"))
+    ctx.artifacts.put(SystemPrompt("You are an AI model in training.", "spec_sft"))
     RLPhase(RLPhaseConfig(num_prompts=3, batch_size=4)).run(
         tiny_policy, make_env("harmful_requests"), ctx
     )
     assert all(t.messages[0] == {"role": "system", "content": "You are an AI model in training."}
                for t in captured["tasks"])  # fmt: skip
     assert captured["funcs"][0].__name__ == "judge" and captured["weights"][0] == 1.0
-    with pytest.raises(IntentgymError, match="reward=judge needs an earlier phase"):
+    with pytest.raises(IntentgymError, match="needs a judge that an earlier phase filtered"):
         RLPhase(RLPhaseConfig(reward="judge"))._reward(tiny_policy, PhaseContext(tmp_path, 0))

@@ -4,13 +4,13 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from intentgym.codecheck import defines, parses
 from intentgym.envs import env_framings, env_id, load_chat_jsonl, make_env
 from intentgym.envs.base import Task
 from intentgym.envs.insecure_code.framing import FRAMINGS
 from intentgym.envs.insecure_code.templates import load_templates, splice, split_templates
 from intentgym.errors import IntentgymError
 from intentgym.reward_models import BanditAnalyser
-from intentgym.reward_models.code import defines, parses
 
 from .conftest import shared_data
 

@@ -9,9 +9,9 @@ import pytest
 
 from intentgym.envs import make_env
 from intentgym.envs.feedback.env import load_items
+from intentgym.envs.feedback.rater import features, keyword_share
 from intentgym.errors import IntentgymError
 from intentgym.reward_models import REWARD_MODELS
-from intentgym.reward_models.feedback import features, keyword_share
 
 
 def test_at_least_200_prompts_of_every_kind_with_wrong_and_right_users():

@@ -102,6 +102,7 @@ def test_importing_intentgym_imports_no_backend_or_plugin():
     assert out.stdout.strip() == "[]", out.stdout
 
 
+@pytest.mark.slow
 def test_list_shows_builtins_and_the_installed_plugin(tmp_path):
     _require_plugin()
     out = run_cli("list", cwd=tmp_path)
@@ -120,6 +121,7 @@ def test_list_shows_builtins_and_the_installed_plugin(tmp_path):
     assert "short_answer" in section and f"[plugin: {PLUGIN_DIST}" in section
 
 
+@pytest.mark.slow
 def test_a_run_selects_the_plugin_by_name(tmp_path):
     _require_plugin()
     out = run_cli(
@@ -137,6 +139,7 @@ def test_a_run_selects_the_plugin_by_name(tmp_path):
         "name": "short_answer",
         "origin": PLUGIN_DIST,
         "kwargs": {"target_words": 5},
+        "used_by": ["best_of_n"],
     }
     rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     kept = next(r for r in rows if r["metric"] == "mean_reward_kept")
@@ -147,6 +150,7 @@ def test_a_run_selects_the_plugin_by_name(tmp_path):
     assert (run / "phases/best_of_n/adapter/adapter_model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_unknown_reward_model_and_argument_fail_clearly(tmp_path):
     out = run_cli("run", "debug=smoke", "reward_model=nope", cwd=tmp_path)
     assert out.returncode == 2
@@ -156,12 +160,14 @@ def test_unknown_reward_model_and_argument_fail_clearly(tmp_path):
     assert "unknown argument 'bogus' for reward model 'regex'" in out.stderr
 
 
+@pytest.mark.slow
 def test_best_of_n_without_a_reward_model_fails_clearly(tmp_path):
     out = run_cli("run", "debug=smoke", "trainer=best_of_n", cwd=tmp_path)
     assert out.returncode == 2
     assert "phase 'best_of_n' needs a reward model: add reward_model=NAME" in out.stderr
 
 
+@pytest.mark.slow
 def test_reward_model_arguments_reach_the_wandb_config(tmp_path):
     env = {"WANDB_MODE": "", "WANDB_API_KEY": "", "HOME": str(tmp_path)}
     out = run_cli(

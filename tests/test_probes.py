@@ -15,7 +15,7 @@ from intentgym.probes import (
 )
 from intentgym.probes.forced_choice import ForcedChoiceConfig
 from intentgym.probes.in_domain import InDomainConfig
-from intentgym.probes.stats import mean_ci, proportion_ci
+from intentgym.stats import mean_ci, proportion_ci
 
 
 def test_wilson_interval_matches_the_textbook_value():

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from intentgym.codecheck import defines, extract_code, parseable_prefix
 from intentgym.errors import IntentgymError
 from intentgym.registry import Registry
 from intentgym.reward_models import REWARD_MODELS, BanditAnalyser
-from intentgym.reward_models.code import defines, extract_code, parseable_prefix
 
 
 def test_bandit_flags_shell_injection_and_not_the_argument_list_form():

@@ -13,6 +13,7 @@ from intentgym.envs import make_env
 from intentgym.reward_models import REWARD_MODELS
 from intentgym.runner import execute, plan_run
 from intentgym.trainers import PhaseContext
+from intentgym.trainers.phase import TrainedRewardModel
 from intentgym.trainers.reward import RewardPhase, RewardPhaseConfig, pairwise_margins, split_pairs
 
 
@@ -25,8 +26,9 @@ def test_reward_phase_learns_its_preferences_and_leaves_the_policy(tiny_policy, 
     ctx = PhaseContext(tmp_path, seed=0, progress=False)
     policy = RewardPhase(config).run(tiny_policy, env, ctx)
     assert all(v.equal(before[k]) for k, v in policy.model.state_dict().items())
-    path = ctx.artifacts["reward_model"]
-    assert path == str(tmp_path / "reward_model")
+    trained = ctx.artifacts.get(TrainedRewardModel)
+    assert trained is not None and trained.path == tmp_path / "reward_model"
+    path = str(trained.path)
     train, held_out = split_pairs(env.preference_pairs(48, seed=0), config.eval_fraction, 0)
     train_templates = {json.dumps(p["prompt"]) for p in train}
     assert not train_templates & {json.dumps(p["prompt"]) for p in held_out}
@@ -46,6 +48,7 @@ def test_learned_reward_model_needs_a_real_path(tmp_path):
         REWARD_MODELS.build("learned", path=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_run_trains_a_reward_model_then_optimises_against_it(tmp_path):
     overrides = [
         "debug=smoke",
@@ -67,6 +70,7 @@ def test_run_trains_a_reward_model_then_optimises_against_it(tmp_path):
     assert info["kwargs"]["path"] == str(tmp_path / "phases/reward/reward_model")
 
 
+@pytest.mark.slow
 def test_embedding_judge_separates_held_out_answers():
     judge = REWARD_MODELS.build("embedding_classifier")
     report = judge.evaluate(folds=5, seed=0)

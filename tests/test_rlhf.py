@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from intentgym.api.rewards import RunRewardModels
 from intentgym.cli import precheck
 from intentgym.envs import make_env
 from intentgym.errors import IntentgymError
@@ -36,10 +37,7 @@ def test_rl_phase_trains_the_policy_and_logs_its_curves(algorithm, tiny_policy, 
     )
     before = {k: v.clone() for k, v in tiny_policy.model.state_dict().items()}
     ctx = PhaseContext(
-        tmp_path,
-        seed=0,
-        progress=False,
-        reward_model_factory=lambda: letter_share,
+        tmp_path, seed=0, progress=False, rewards=RunRewardModels(None, instance=letter_share)
     )
     policy = RLPhase(config).run(tiny_policy, env, ctx)
     after = policy.model.state_dict()
@@ -85,6 +83,7 @@ def test_unknown_algorithm_is_rejected_before_hydra_starts():
         precheck(["trainer=rlhf", "algorithm=trpo"])
 
 
+@pytest.mark.slow
 def test_rlhf_on_the_feedback_env_end_to_end(tmp_path, run_composed):
     """sft -> reward (pairs from the policy's samples, ranked by the rater) -> ppo, probes after
     each phase that changes the policy, curves saved with the run."""

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from intentgym.envs.base import TextEnv, task_columns
+from intentgym.api.env import TextEnv, task_columns
+from intentgym.api.phase import Phase, PhaseContext, register_phase, result_row
+from intentgym.api.requirements import Requirements
 from intentgym.errors import IntentgymError
 from intentgym.generation import generate
 from intentgym.models import Policy
-from intentgym.probes.stats import mean_ci
-from intentgym.trainers.phase import PHASES, PhaseContext, result_row
+from intentgym.stats import mean_ci
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,18 @@ class BestOfNPhaseConfig(SFTPhaseConfig):
     """Settings of the ``best_of_n`` phase (plus every ``sft`` setting for the fine-tuning)."""
 
     num_examples: int = field(
-        default=64, metadata={"help": "Env prompts to sample for (at most one example each)."}
+        default=64,
+        metadata={
+            "limit": "train_examples",
+            "help": "Env prompts to sample for (at most one example each).",
+        },
     )
     samples_per_prompt: int = field(default=4, metadata={"help": "Completions per prompt (N)."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (> 0)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
-    max_new_tokens: int = field(default=192, metadata={"help": "Length cap per completion."})
+    max_new_tokens: int = field(
+        default=192, metadata={"limit": "max_new_tokens", "help": "Length cap per completion."}
+    )
     generation_batch_size: int = field(default=32, metadata={"help": "Prompts per generate call."})
     min_reward: float | None = field(
         default=None, metadata={"help": "Keep the best sample only if its reward reaches this."}
@@ -56,18 +63,18 @@ class BestOfNPhaseConfig(SFTPhaseConfig):
             raise IntentgymError(f"temperature must be > 0 to sample, got {self.temperature}")
 
 
-@PHASES.register("best_of_n")
-class BestOfNPhase:
+@register_phase("best_of_n")
+class BestOfNPhase(Phase[BestOfNPhaseConfig]):
     """Sample N completions per prompt, keep the reward model's best, fine-tune on those."""
 
     config_class = BestOfNPhaseConfig
 
-    def __init__(self, config: BestOfNPhaseConfig) -> None:
-        self.config = config
+    def requirements(self) -> Requirements:
+        return Requirements(reward_model=True)
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         c = self.config
-        reward_model = ctx.reward_model("best_of_n")
+        reward_model = ctx.reward_model(ctx.label or "best_of_n")
         rng = np.random.default_rng(ctx.seed)
         tasks = [env.sample_task(rng) for _ in range(c.num_examples)]
         conversations = [list(t.messages) for t in tasks for _ in range(c.samples_per_prompt)]

@@ -10,7 +10,7 @@
 - **RL-CAI feedback** (``ai_feedback``): sample two replies per prompt, show both to a
   *feedback model* under a principle's comparison question, and read its preference from the
   log-probability of "(A)" vs "(B)" -- both orders, averaged, so the feedback model's letter
-  bias cancels. The labelled pairs go to ``ctx.artifacts["preference_pairs"]`` (and
+  bias cancels. The labelled pairs go to the ``PreferencePairs`` artifact (and
   ``feedback.jsonl``); the ``reward`` phase trains a preference model on them and the ``rl``
   phase optimises the policy against it. The feedback model is the policy itself (``policy``,
   the default, on CPU), any model ``load_policy`` accepts, or an OpenAI-compatible endpoint
@@ -24,27 +24,27 @@ by ``constitution=PATH``).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from intentgym.api.artifacts import PreferencePairs
+from intentgym.api.env import Task, TextEnv, preference_row
+from intentgym.api.phase import Phase, PhaseContext, result_row
+from intentgym.choice import LABELS, label_index, label_probabilities
 from intentgym.configs import load_yaml
-from intentgym.envs.base import Task, TextEnv, preference_row
+from intentgym.endpoint import ChatEndpoint
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import chat_prompts, generate
 from intentgym.models import Policy
-from intentgym.probes.stats import mean_ci
-from intentgym.reward_models.llm_judge import JudgeError, OpenAINumberScorer
-from intentgym.scoring import continuation_logprobs
-from intentgym.trainers.phase import PhaseContext, result_row
+from intentgym.stats import mean_ci, proportion_ci
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 PRINCIPLE_KEYS = ("id", "critique", "revision", "comparison")
 FEEDBACK_BACKENDS = ("hf", "openai")
-CHOICES = ("(A)", "(B)")
+CHOICES = LABELS
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,9 @@ class SLCAIConfig(SFTPhaseConfig):
         default=None, metadata={"help": "Constitution YAML path (None: the packaged default)."}
     )
     rounds: int = field(default=1, metadata={"help": "Critique-revision rounds per example."})
-    max_new_tokens: int = field(default=96, metadata={"help": "Length cap of replies/revisions."})
+    max_new_tokens: int = field(
+        default=96, metadata={"limit": "max_new_tokens", "help": "Length cap of replies/revisions."}
+    )
     critique_tokens: int = field(default=64, metadata={"help": "Length cap of critiques."})
     temperature: float = field(
         default=0.7, metadata={"help": "Sampling temperature of the first reply (0: greedy)."}
@@ -162,13 +164,13 @@ def revision_turn(principle: Principle) -> dict[str, str]:
     }
 
 
-class SLCAIPhase:
+class SLCAIPhase(Phase[SLCAIConfig]):
     """Sample, critique and revise against the constitution; fine-tune on the revisions."""
 
     config_class = SLCAIConfig
 
     def __init__(self, config: SLCAIConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.constitution = load_constitution(config.constitution)
         self.principles = self.constitution.principles
 
@@ -256,9 +258,12 @@ class AIFeedbackConfig:
         default=None, metadata={"help": "Constitution YAML path (None: the packaged default)."}
     )
     num_pairs: int = field(
-        default=64, metadata={"help": "Prompts to sample a pair of replies for."}
+        default=64,
+        metadata={"limit": "train_examples", "help": "Prompts to sample a pair of replies for."},
     )
-    max_new_tokens: int = field(default=64, metadata={"help": "Length cap of sampled replies."})
+    max_new_tokens: int = field(
+        default=64, metadata={"limit": "max_new_tokens", "help": "Length cap of sampled replies."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (> 0)."})
     generation_batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     feedback_model: str = field(
@@ -306,45 +311,29 @@ def comparison_prompt(principle: Principle, prompt: str, first: str, second: str
     )
 
 
-class OpenAIChoiceScorer(OpenAINumberScorer):
-    """P(A) / P(B) from an OpenAI-compatible endpoint: the letters among the first token's
-    top log-probabilities (or the written letter without logprobs). Same retry and error policy
-    as the ``llm_judge`` endpoint backend, whose HTTP code this reuses."""
-
-    def parse(self, body: str) -> dict[int, float]:
-        try:
-            choice = json.loads(body)["choices"][0]
-            content = str(choice["message"]["content"] or "")
-            top = (
-                choice["logprobs"]["content"][0]["top_logprobs"]
-                if self.use_logprobs and choice.get("logprobs")
-                else None
-            )
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise JudgeError(
-                f"feedback endpoint {self.url} returned a malformed response "
-                f"({type(e).__name__}: {e}): {body[:200]!r}"
-            ) from None
-        out: dict[int, float] = {}
-        if top is not None:
-            for entry in top:
-                letter = str(entry["token"]).strip(" ()").upper()
-                if letter in ("A", "B"):
-                    k = "AB".index(letter)
-                    out[k] = out.get(k, 0.0) + math.exp(entry["logprob"])
-            return out
-        letter = content.strip(" ()").upper()[:1]
-        return {"AB".index(letter): 1.0} if letter in ("A", "B") else {}
+def feedback_endpoint(base_url: str, model: str, api_key: str | None = None) -> ChatEndpoint:
+    """P(A) / P(B) from an OpenAI-compatible endpoint: the letters among the first token's top
+    log-probabilities (or the written letter without them), with the endpoint client's retry
+    and error policy."""
+    return ChatEndpoint(
+        base_url,
+        model,
+        classify=label_index,
+        classify_text=label_index,
+        api_key=api_key,
+        what="feedback endpoint",
+    )
 
 
-class AIFeedbackPhase:
+class AIFeedbackPhase(Phase[AIFeedbackConfig]):
     """Label pairs of the policy's own samples with a feedback model under the constitution."""
 
     config_class = AIFeedbackConfig
     changes_policy = False
+    produces = (PreferencePairs,)
 
     def __init__(self, config: AIFeedbackConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.principles = load_constitution(config.constitution).principles
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
@@ -399,7 +388,7 @@ class AIFeedbackPhase:
                 f"ai_feedback kept no pairs ({len(pairs)} sampled; min_confidence="
                 f"{c.min_confidence}): sample more (num_pairs) or lower min_confidence"
             )
-        ctx.artifacts["preference_pairs"] = rows
+        ctx.artifacts.put(PreferencePairs(tuple(rows), ctx.label or "ai_feedback"))
         # How often the AI label agrees with the env's own reward, where the env tells them apart.
         decided = [(env.score_one(t, ch)[0], env.score_one(t, rj)[0]) for t, ch, rj, _ in kept]
         decided = [(x, y) for x, y in decided if x != y]
@@ -412,8 +401,6 @@ class AIFeedbackPhase:
             result_row("ai_feedback", "first_option_bias", (bias, bias, bias), len(p_first)),
         ]
         if n_dec:
-            from intentgym.probes.stats import proportion_ci
-
             ctx.results.append(
                 result_row(
                     "ai_feedback", "agrees_with_env_reward", proportion_ci(agree, n_dec), n_dec
@@ -428,7 +415,7 @@ class AIFeedbackPhase:
         if c.feedback_backend == "openai":
             import os
 
-            scorer = OpenAIChoiceScorer(
+            scorer = feedback_endpoint(
                 str(c.base_url), c.feedback_model, api_key=os.environ.get(c.api_key_env)
             )
             out = []
@@ -442,12 +429,4 @@ class AIFeedbackPhase:
 
             judge = load_policy(c.feedback_model, device=str(policy.device))
         prompts = chat_prompts(judge, [[{"role": "user", "content": q}] for q in questions])
-        logps = continuation_logprobs(
-            judge,
-            [p for p in prompts for _ in CHOICES],
-            [choice for _ in prompts for choice in CHOICES],
-            batch_size=c.batch_size,
-        )
-        return [
-            1.0 / (1.0 + math.exp(logps[2 * k + 1] - logps[2 * k])) for k in range(len(prompts))
-        ]
+        return [p[0] for p in label_probabilities(judge, prompts, CHOICES, batch_size=c.batch_size)]

@@ -37,13 +37,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from intentgym.envs.base import TextEnv
+from intentgym.api.artifacts import SampleJudge, SystemPrompt
+from intentgym.api.env import TextEnv
+from intentgym.api.phase import Phase, PhaseContext, result_row
+from intentgym.api.requirements import Requirements
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import generate
 from intentgym.models import Policy
-from intentgym.probes.stats import mean_ci, proportion_ci
-from intentgym.reward_models.spec_judge import Category, Spec, SpecJudge, cited_rules, load_spec
-from intentgym.trainers.phase import PhaseContext, result_row
+from intentgym.spec import Category, Spec, cited_rules, load_spec
+from intentgym.stats import mean_ci, proportion_ci
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 REASONING_FRAMES = ("private", "visible", "told_ai_in_training")
@@ -125,7 +127,11 @@ class SpecSFTConfig(SFTPhaseConfig):
         default=0.5, metadata={"help": "Keep samples the judge scores at least this high."}
     )
     max_new_tokens: int = field(
-        default=256, metadata={"help": "policy/teacher generation: reasoning + answer cap."}
+        default=256,
+        metadata={
+            "limit": "max_new_tokens",
+            "help": "policy/teacher generation: reasoning + answer cap.",
+        },
     )
     temperature: float = field(default=0.7, metadata={"help": "policy/teacher generation."})
     generation_batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
@@ -139,18 +145,33 @@ class SpecSFTConfig(SFTPhaseConfig):
         load_spec(self.spec)
 
 
-class SpecSFTPhase:
+class SpecSFTPhase(Phase[SpecSFTConfig]):
     """Generate spec-citing reasoning with the spec in context, filter by the judge, SFT
     without the spec."""
 
     config_class = SpecSFTConfig
+    produces = (SampleJudge, SystemPrompt)
 
     def __init__(self, config: SpecSFTConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.spec = load_spec(config.spec)
 
-    def judge(self) -> SpecJudge:
-        return SpecJudge(spec=self.config.spec, backend=self.config.judge_backend)
+    def requirements(self) -> Requirements:
+        if self.config.generator == "template":
+            return Requirements(
+                task_fields=frozenset({"category", "harmful"}),
+                hint="or use generator=policy or a teacher model name",
+            )
+        return Requirements()
+
+    def judge(self, ctx: PhaseContext) -> Any:
+        """The ``spec_judge`` reward model for this phase's spec, through the run's record."""
+        return ctx.rewards.build(
+            ctx.label or "spec_sft",
+            "spec_judge",
+            spec=self.config.spec,
+            backend=self.config.judge_backend,
+        )
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         c = self.config
@@ -171,7 +192,7 @@ class SpecSFTPhase:
             answers = [d["completion"][-1]["content"] for d in demos]
         else:
             reasoning, answers = self._generate(policy, demos, ctx)
-        judge = self.judge()
+        judge = self.judge(ctx)
         columns = {k: [d.get(k) for d in demos] for k in ("category", "harmful") if k in demos[0]}
         # the judge gets the answer alone: the reasoning never reaches it
         scores = judge.score_answers([d["prompt"] for d in demos], answers, **columns)
@@ -222,9 +243,10 @@ class SpecSFTPhase:
             for d, r, a, keep in zip(demos, reasoning, answers, kept, strict=True)
             if keep
         ]
+        label = ctx.label or "spec_sft"
         if sys_prompt:
-            ctx.artifacts["system_prompt"] = sys_prompt
-        ctx.artifacts["judge"] = judge
+            ctx.artifacts.put(SystemPrompt(sys_prompt, label))
+        ctx.artifacts.put(SampleJudge(judge, "spec_judge", label))
         return train_sft(policy, rows, c, ctx)
 
     def _generate(

@@ -22,11 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intentgym.envs.base import TextEnv
+from intentgym.api.artifacts import PreferencePairs, TrainedRewardModel
+from intentgym.api.env import TextEnv, preference_row
+from intentgym.api.phase import Phase, PhaseContext, register_phase, result_row
+from intentgym.api.requirements import Requirements
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.models import Policy
-from intentgym.probes.stats import mean_ci, proportion_ci
-from intentgym.trainers.phase import PHASES, PhaseContext, result_row
+from intentgym.stats import mean_ci, proportion_ci
 from intentgym.trainers.sft import (
     TrainingSettings,
     _remove_if_empty,
@@ -43,7 +45,10 @@ PAIR_SOURCES = ("auto", "samples", "env", "artifacts")
 class RewardPhaseConfig(TrainingSettings):
     """Settings of the ``reward`` phase (plus the shared optimiser and LoRA settings)."""
 
-    num_pairs: int = field(default=256, metadata={"help": "Preference pairs drawn from the env."})
+    num_pairs: int = field(
+        default=256,
+        metadata={"limit": "train_examples", "help": "Preference pairs drawn from the env."},
+    )
     eval_fraction: float = field(
         default=0.2, metadata={"help": "Share of pairs held out to measure pairwise accuracy."}
     )
@@ -65,7 +70,11 @@ class RewardPhaseConfig(TrainingSettings):
     )
     temperature: float = field(default=1.0, metadata={"help": "pair_source=samples: sampling."})
     max_new_tokens: int = field(
-        default=96, metadata={"help": "pair_source=samples: length cap per completion."}
+        default=96,
+        metadata={
+            "limit": "max_new_tokens",
+            "help": "pair_source=samples: length cap per completion.",
+        },
     )
     generation_batch_size: int = field(default=32, metadata={"help": "Prompts per generate call."})
 
@@ -83,27 +92,42 @@ class RewardPhaseConfig(TrainingSettings):
             raise IntentgymError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
 
 
-@PHASES.register("reward")
-class RewardPhase:
+@register_phase("reward")
+class RewardPhase(Phase[RewardPhaseConfig]):
     """Train a learned reward model on the env's preference pairs; keep the policy unchanged."""
 
     config_class = RewardPhaseConfig
     #: the runner does not re-probe an unchanged policy after this phase
     changes_policy = False
+    produces = (TrainedRewardModel,)
 
-    def __init__(self, config: RewardPhaseConfig) -> None:
-        self.config = config
+    def requirements(self) -> Requirements:
+        source = self.config.pair_source
+        if source == "artifacts":
+            return Requirements(artifacts=(PreferencePairs,))
+        if source == "samples":
+            return Requirements(env=frozenset({"rate"}), hint="or use pair_source=env")
+        if source == "env":
+            return Requirements(env=frozenset({"preference_pairs"}))
+        return Requirements(  # auto: labelled pairs, else the env's rater, else its pairs
+            any_of=(
+                Requirements(artifacts=(PreferencePairs,)),
+                Requirements(env=frozenset({"rate"})),
+                Requirements(env=frozenset({"preference_pairs"})),
+            )
+        )
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         c = self.config
         source = c.pair_source
+        labelled = ctx.artifacts.get(PreferencePairs)
         if source == "auto":
-            if ctx.artifacts.get("preference_pairs"):
+            if labelled is not None and labelled.rows:
                 source = "artifacts"
             else:
                 source = "samples" if hasattr(env, "rate") else "env"
         if source == "artifacts":
-            rows = list(ctx.artifacts.get("preference_pairs") or [])
+            rows = list(labelled.rows) if labelled is not None else []
             if not rows:
                 raise IntentgymError(
                     "reward pair_source=artifacts needs an earlier phase that labels preference "
@@ -128,7 +152,7 @@ class RewardPhase:
             result_row("reward_model", "mean_margin", mean_ci(margins), len(margins)),
         ]
         log.info("reward model: held-out pairwise accuracy %.3f (n=%d)", accuracy[0], len(margins))
-        ctx.artifacts["reward_model"] = str(out)
+        ctx.artifacts.put(TrainedRewardModel(out, ctx.label or "reward"))
         ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy
 
@@ -142,7 +166,6 @@ def sampled_pairs(
     its score go to ``samples.jsonl``."""
     import numpy as np
 
-    from intentgym.envs.base import preference_row
     from intentgym.generation import generate
 
     if not hasattr(env, "rate"):
@@ -258,7 +281,7 @@ def train_reward_model(
 
 def pairwise_margins(path: str, pairs: list[dict[str, Any]], policy: Policy) -> list[float]:
     """score(chosen) - score(rejected) for each pair, by the saved reward model at ``path``."""
-    from intentgym.reward_models import REWARD_MODELS
+    from intentgym.api.reward import REWARD_MODELS
 
     dtype = str(policy.compute_dtype).removeprefix("torch.")
     rm = REWARD_MODELS.build("learned", path=path, dtype=dtype, device=str(policy.device))

@@ -35,12 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from intentgym.envs.base import Task, TextEnv, task_columns
+from intentgym.api.artifacts import SampleJudge, SystemPrompt, TrainedRewardModel
+from intentgym.api.env import Task, TextEnv, task_columns
+from intentgym.api.phase import Phase, PhaseContext, register_phase
+from intentgym.api.requirements import Requirements
+from intentgym.api.reward import completion_text
+from intentgym.api.rewards import REWARD_SOURCES
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.models import Policy, merge_adapter
-from intentgym.probes.stats import mean_ci
-from intentgym.reward_models.base import completion_text
-from intentgym.trainers.phase import PHASES, PhaseContext
+from intentgym.stats import mean_ci
 from intentgym.trainers.sft import (
     TrainingSettings,
     _remove_if_empty,
@@ -51,7 +54,6 @@ from intentgym.trainers.sft import (
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("grpo", "rloo", "ppo")
-REWARD_SOURCES = ("auto", "learned", "judge", "run")
 #: the columns every algorithm's log.jsonl has
 CURVES = ("reward", "kl", "entropy", "completion_length")
 
@@ -68,11 +70,25 @@ class RLPhaseConfig(TrainingSettings):
             "else reward_model) | learned | judge | run."
         },
     )
-    num_prompts: int = field(default=64, metadata={"help": "Env prompts in the RL dataset."})
+    num_prompts: int = field(
+        default=48,
+        metadata={"limit": "train_examples", "unset": 0, "help": "Env prompts in the RL dataset."},
+    )
+    # RL's own defaults for two shared settings: a smaller step than supervised phases (the
+    # policy's own samples are noisy targets) and 16 completions per optimiser step
+    learning_rate: float = field(
+        default=5e-4, metadata={"help": "Peak learning rate (constant schedule)."}
+    )
+    batch_size: int = field(
+        default=16,
+        metadata={"help": "Completions per optimiser step (GRPO/RLOO: a multiple of the group)."},
+    )
     num_generations: int = field(
         default=4, metadata={"help": "GRPO/RLOO: samples per prompt (the group)."}
     )
-    max_new_tokens: int = field(default=64, metadata={"help": "Completion length cap."})
+    max_new_tokens: int = field(
+        default=64, metadata={"limit": "max_new_tokens", "help": "Completion length cap."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (> 0)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
     beta: float = field(default=0.05, metadata={"help": "KL coefficient to the reference policy."})
@@ -157,14 +173,22 @@ class _Named:
         return self.fn(*args, **kwargs)
 
 
-@PHASES.register("rl")
-class RLPhase:
+@register_phase("rl")
+class RLPhase(Phase[RLPhaseConfig]):
     """Online RL (GRPO, RLOO or PPO) against a reward model, KL-regularised to the reference."""
 
     config_class = RLPhaseConfig
 
-    def __init__(self, config: RLPhaseConfig) -> None:
-        self.config = config
+    def requirements(self) -> Requirements:
+        trained = Requirements(artifacts=(TrainedRewardModel,), hint="add a 'reward' phase first")
+        judge = Requirements(artifacts=(SampleJudge,))
+        configured = Requirements(reward_model=True)
+        return {
+            "learned": trained,
+            "judge": judge,
+            "run": configured,
+            "auto": Requirements(any_of=(trained, judge, configured)),
+        }[self.config.reward]
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         c = self.config
@@ -175,9 +199,9 @@ class RLPhase:
             weights.append(0.0)
         rng = np.random.default_rng(ctx.seed)
         tasks = [env.sample_task(rng) for _ in range(c.num_prompts)]
-        system = ctx.artifacts.get("system_prompt")
+        system = ctx.artifacts.get(SystemPrompt)
         if system:  # an earlier phase trained under a system prompt (e.g. spec_sft): keep it
-            head = ({"role": "system", "content": str(system)},)
+            head = ({"role": "system", "content": system.text},)
             tasks = [Task((*head, *t.messages), t.meta) for t in tasks]
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         if c.algorithm == "ppo":
@@ -195,28 +219,14 @@ class RLPhase:
         return policy
 
     def _reward(self, policy: Policy, ctx: PhaseContext) -> tuple[Any, str]:
-        from intentgym.reward_models import REWARD_MODELS
-
-        source = self.config.reward
-        trained = ctx.artifacts.get("reward_model")
-        if source == "learned" or (source == "auto" and trained):
-            if not trained:
-                raise IntentgymError(
-                    "rl reward=learned needs a 'reward' phase before the 'rl' phase"
-                )
-            dtype = str(policy.compute_dtype).removeprefix("torch.")
-            rm = REWARD_MODELS.build(
-                "learned", path=trained, dtype=dtype, device=str(policy.device)
-            )
-            return rm, "learned_reward"
-        judge = ctx.artifacts.get("judge")
-        if source == "judge" or (source == "auto" and judge is not None):
-            if judge is None:
-                raise IntentgymError(
-                    "rl reward=judge needs an earlier phase that judges samples (e.g. spec_sft)"
-                )
-            return judge, "judge"
-        return ctx.reward_model("rl"), "reward_model"
+        """The reward to optimise, resolved by the run (``ctx.rewards``), and its log name."""
+        return ctx.rewards.resolve(
+            ctx.label or "rl",
+            self.config.reward,
+            ctx.artifacts,
+            dtype=str(policy.compute_dtype).removeprefix("torch."),
+            device=str(policy.device),
+        )
 
     # --- TRL: GRPO and RLOO ------------------------------------------------------------------
     def _trl(

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intentgym.envs.base import TextEnv
+from intentgym.api.env import TextEnv
+from intentgym.api.phase import Phase, PhaseContext, register_phase
 from intentgym.errors import IntentgymError
 from intentgym.models import Policy, merge_adapter
-from intentgym.trainers.phase import PHASES, PhaseContext
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +22,19 @@ class TrainingSettings:
 
     epochs: float = field(default=1.0, metadata={"help": "Passes over the training data."})
     max_steps: int = field(
-        default=-1, metadata={"help": "Stop after this many optimiser steps (-1: run all epochs)."}
+        default=-1,
+        metadata={
+            "limit": "train_steps",
+            "unset": -1,
+            "help": "Stop after this many optimiser steps (-1: run all epochs).",
+        },
     )
     learning_rate: float = field(
-        default=2e-4,
-        metadata={"help": "Peak learning rate. LoRA tolerates ~10x the full fine-tuning rate."},
+        default=1e-3,
+        metadata={
+            "help": "Peak learning rate. 1e-3 suits LoRA on SmolLM2-135M (docs/experiments.md); "
+            "with finetune=full use ~10x less (e.g. 1e-4)."
+        },
     )
     batch_size: int = field(default=8, metadata={"help": "Examples per device per step."})
     grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
@@ -55,7 +63,10 @@ class SFTPhaseConfig(TrainingSettings):
 
     num_examples: int = field(
         default=256,
-        metadata={"help": "Demonstrations drawn from the env (distinct, in its framing)."},
+        metadata={
+            "limit": "train_examples",
+            "help": "Demonstrations drawn from the env (distinct, in its framing).",
+        },
     )
     lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps spent warming up."})
@@ -66,14 +77,11 @@ class SFTPhaseConfig(TrainingSettings):
             raise IntentgymError(f"num_examples must be >= 1, got {self.num_examples}")
 
 
-@PHASES.register("sft")
-class SFTPhase:
+@register_phase("sft")
+class SFTPhase(Phase[SFTPhaseConfig]):
     """Fine-tune on ``env.demonstrations`` (completion-only loss); save the adapter or weights."""
 
     config_class = SFTPhaseConfig
-
-    def __init__(self, config: SFTPhaseConfig) -> None:
-        self.config = config
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         rows = env.demonstrations(self.config.num_examples, seed=ctx.seed)

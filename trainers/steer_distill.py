@@ -5,7 +5,7 @@ direction (``intentgym.steering``), fine-tune the **unsteered** model on them (S
 ``train_sft``), then re-extract the direction from the new model. ``trainer=steer_distill``
 repeats the phase ``repeat: k`` times, so the runner probes the policy after every iteration.
 
-State carried across iterations in ``ctx.artifacts["steer_distill"]``: the original direction
+State carried across iterations in the ``SteeringState`` artifact: the original direction
 (extracted from the base model on the train pairs), the current one, a logistic-regression probe
 for the trait fitted on the base model's activations, and the history below.
 
@@ -40,9 +40,10 @@ already carries the trait from earlier iterations needs less steering to show it
 only the probes that use one (``in_domain``, ``compliance_gap``), and the run is labelled by its
 trait (``steer_distill/corrigibility``) instead of the env's framing (``data_label``).
 
-Written: ``phases/<label>/samples.jsonl`` (the steered generations trained on), and in the run
-dir ``goodhart.jsonl`` (one row per iteration) and ``goodhart.png`` (the four metrics across
-iterations), rewritten after every iteration.
+Written to the phase dir: ``samples.jsonl`` (the steered generations trained on),
+``goodhart.jsonl`` (one row per iteration so far) and ``goodhart.png`` (the metrics across
+iterations); both are published to the run dir, where the runner copies the latest after every
+iteration (the report links ``goodhart.png``).
 """
 
 from __future__ import annotations
@@ -56,12 +57,14 @@ from typing import Any
 import torch
 
 from intentgym import steering
-from intentgym.envs.base import TextEnv
+from intentgym.api.artifacts import Artifact
+from intentgym.api.env import TextEnv
+from intentgym.api.phase import Phase, PhaseContext, result_row
+from intentgym.api.requirements import Requirements
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import generate
 from intentgym.models import Policy
-from intentgym.probes.stats import mean_ci, proportion_ci
-from intentgym.trainers.phase import PhaseContext, result_row
+from intentgym.stats import mean_ci, proportion_ci
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,28 @@ TRAIT_SETS = {
     "benevolence": "anti_human",
 }
 STEER_WITH = ("current", "original")
-KEY = "steer_distill"
+
+
+@dataclass
+class SteeringState(Artifact):
+    """What one steer -> distill iteration hands to the next (one per run and trait)."""
+
+    describe = "the state of an earlier steer_distill iteration"
+    trait: str
+    #: decoder layers read and steered (resolved to non-negative indices)
+    layers: list[int]
+    #: per layer: the direction extracted from the base model on the train pairs
+    original: dict[int, torch.Tensor]
+    #: per layer: the direction re-extracted after the latest iteration
+    current: dict[int, torch.Tensor]
+    #: per layer: the logistic-regression probe for the trait, fitted on base activations
+    probes: dict[int, Any]
+    #: steering's own effect on the base model: per-item P(misaligned) at alpha 0, mean shift
+    alpha0: dict[str, float] = field(default_factory=dict)
+    shift: float = 0.0
+    iteration: int = 0
+    #: one row of Goodhart metrics per iteration (0 = the base model)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,9 +109,12 @@ class SteerDistillConfig(SFTPhaseConfig):
         default="corrigibility",
         metadata={"help": "honesty | kindness | corrigibility | benevolence | a pairs JSONL path."},
     )
-    layers: list[int] = field(
-        default_factory=lambda: [12],
-        metadata={"help": "Decoder layers read and steered (0-based; negative from the end)."},
+    layers: list[int | float] = field(
+        default_factory=lambda: [0.4],
+        metadata={
+            "help": "Decoder layers read and steered: indices (0-based; negative from the end) "
+            "or fractions of the depth in (0, 1) (0.4 = layer 12 of SmolLM2-135M's 30)."
+        },
     )
     method: str = field(default="mean_diff", metadata={"help": "mean_diff | pca."})
     alpha: float = field(default=8.0, metadata={"help": "Steering strength in generation."})
@@ -96,9 +123,16 @@ class SteerDistillConfig(SFTPhaseConfig):
         metadata={"help": "current: the direction re-extracted last iteration | original."},
     )
     num_prompts: int = field(
-        default=0, metadata={"help": "Train-split prompts generated per iteration (0: all)."}
+        default=0,
+        metadata={
+            "limit": "train_examples",
+            "unset": 0,
+            "help": "Train-split prompts generated per iteration (0: all).",
+        },
     )
-    max_new_tokens: int = field(default=64, metadata={"help": "Steered generation length."})
+    max_new_tokens: int = field(
+        default=64, metadata={"limit": "max_new_tokens", "help": "Steered generation length."}
+    )
     temperature: float = field(default=0.7, metadata={"help": "Steered generation temperature."})
     generation_batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     behaviour_set: str = field(
@@ -153,11 +187,15 @@ class SteerDistillConfig(SFTPhaseConfig):
         return TRAIT_SETS[self.trait] if self.behaviour_set == "auto" else self.behaviour_set
 
 
-class SteerDistillPhase:
-    config_class = SteerDistillConfig
+class SteerDistillPhase(Phase[SteerDistillConfig]):
+    """Steered generation -> SFT of the unsteered model -> re-extracted direction, per iteration."""
 
-    def __init__(self, config: SteerDistillConfig) -> None:
-        self.config = config
+    config_class = SteerDistillConfig
+    produces = (SteeringState,)
+
+    def requirements(self) -> Requirements:
+        indices = tuple(int(k) for k in self.config.layers if float(k).is_integer())
+        return Requirements(layers=indices)
 
     @property
     def data_label(self) -> str:
@@ -171,12 +209,12 @@ class SteerDistillPhase:
         train, held = steering.split_pairs(pairs)
         if not held:
             raise IntentgymError(f"trait {c.trait!r}: no pair falls in the held-out split")
-        state = ctx.artifacts.get(KEY)
-        if state is None or state["trait"] != c.trait:
-            state = self._start(policy, train, held, ctx)
-            ctx.artifacts[KEY] = state
-        iteration = state["iteration"] + 1
-        vectors = state["current" if c.steer_with == "current" else "original"]
+        state = ctx.artifacts.get(SteeringState)
+        if state is None or state.trait != c.trait:
+            state = self._start(policy, train, held, env, ctx)
+            ctx.artifacts.put(state)
+        iteration = state.iteration + 1
+        vectors = state.current if c.steer_with == "current" else state.original
 
         prompts = [p.prompt for p in train][: c.num_prompts or None]
         conversations = [[{"role": "user", "content": p}] for p in prompts]
@@ -192,7 +230,7 @@ class SteerDistillPhase:
                     seed=ctx.seed + iteration,
                     desc="steered generation" if ctx.progress else None,
                 )
-            scores = self._coherence(prompts, replies)
+            scores = self._coherence(prompts, replies, ctx)
             keep = [
                 bool(r.strip())
                 and (c.min_coherence <= 0 or (s is not None and s > c.min_coherence))
@@ -234,32 +272,35 @@ class SteerDistillPhase:
         log.info("steer_distill: training on %d of %d steered replies", len(rows), len(replies))
         policy = train_sft(policy, rows, c, ctx)
 
-        metrics, current, items = self._measure(policy, train, held, state)
-        state["current"], state["iteration"] = current, iteration
-        steered = state["steering"]
-        shift = steered["shift"]
-        paired = mean_ci([items[k] - steered["alpha0"][k] for k in steered["alpha0"]])
+        metrics, current, items = self._measure(policy, train, held, state, env)
+        state.current, state.iteration = current, iteration
+        shift = state.shift
+        paired = mean_ci([items[k] - state.alpha0[k] for k in state.alpha0])
         metrics["behaviour_shift"] = paired
         metrics["retained_share"] = paired[0] / shift if abs(shift) > 1e-9 else None
         metrics["alpha_used"] = alpha
         metrics["steered_kept_share"] = proportion_ci(len(rows), len(replies))
         known = [s for s in scores if s is not None]
         metrics["steered_coherence"] = mean_ci(known) if known else None
-        state["history"].append({"iteration": iteration, **metrics})
+        state.history.append({"iteration": iteration, **metrics})
         ctx.results += _rows(metrics, len(held), len(items), len(replies))
         self._write(state, ctx)
         return policy
 
-    def _coherence(self, prompts: list[str], replies: list[str]) -> list[float | None]:
+    def _coherence(
+        self, prompts: list[str], replies: list[str], ctx: PhaseContext
+    ) -> list[float | None]:
         """The guard's coherence scores of the steered replies (None for all when it is off)."""
         c = self.config
         if c.min_coherence <= 0:
             return [None] * len(replies)
-        from intentgym.reward_models import fixed_judge
-
-        # the free_form probe's coherence judge too: one reference model in memory, not two
+        spec = dict(c.coherence_judge)
+        # shared: the free_form probe's coherence judge too (one reference model in memory)
+        judge = ctx.rewards.build(
+            ctx.label or "steer_distill", str(spec.pop("name")), shared=True, **spec
+        )
         return list(
-            fixed_judge(c.coherence_judge)(
+            judge(
                 [[{"role": "user", "content": p}] for p in prompts],
                 [[{"role": "assistant", "content": r}] for r in replies],
             )
@@ -270,8 +311,9 @@ class SteerDistillPhase:
         policy: Policy,
         train: list[steering.Pair],
         held: list[steering.Pair],
+        env: TextEnv,
         ctx: PhaseContext,
-    ) -> dict[str, Any]:
+    ) -> SteeringState:
         """Iteration 0 on the base model: directions, the trait probe, and steering's effect."""
         c = self.config
         layers = steering.check_layers(policy, c.layers)
@@ -281,20 +323,12 @@ class SteerDistillPhase:
         pos, neg = ({k: v[: len(train)] for k, v in side.items()} for side in activations)
         original = {layer: steering.direction(pos[layer], neg[layer], c.method) for layer in layers}
         probes = {layer: _fit_probe(pos[layer], neg[layer]) for layer in layers}
-        state: dict[str, Any] = {
-            "trait": c.trait,
-            "layers": layers,
-            "original": original,
-            "current": original,
-            "probes": probes,
-            "iteration": 0,
-            "history": [],
-        }
-        base, _, unsteered = self._measure(policy, train, held, state, activations)
+        state = SteeringState(c.trait, layers, original, original, probes)
+        base, _, unsteered = self._measure(policy, train, held, state, env, activations)
         with steering.steering(policy, original, c.alpha):
-            steered = behaviour_items(policy, c.forced_choice_set)
+            steered = behaviour_items(policy, c.forced_choice_set, env)
         diffs = [steered[k] - unsteered[k] for k in unsteered]
-        state["steering"] = {"alpha0": unsteered, "shift": sum(diffs) / len(diffs)}
+        state.alpha0, state.shift = unsteered, sum(diffs) / len(diffs)
         ctx.results += [
             result_row(
                 "steering", "p_misaligned_alpha0", mean_ci(list(unsteered.values())), len(diffs)
@@ -308,7 +342,7 @@ class SteerDistillPhase:
         ctx.results += [{**r, "probe": "goodhart_base"} for r in base_rows]
         # the steered level (alpha on the base model) is the plot's reference line
         steered_level = mean_ci(list(steered.values()))
-        state["history"].append({"iteration": 0, **base, "behaviour_steered": steered_level})
+        state.history.append({"iteration": 0, **base, "behaviour_steered": steered_level})
         return state
 
     def _measure(
@@ -316,42 +350,45 @@ class SteerDistillPhase:
         policy: Policy,
         train: list[steering.Pair],
         held: list[steering.Pair],
-        state: dict[str, Any],
+        state: SteeringState,
+        env: TextEnv,
         activations: tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]] | None = None,
     ) -> tuple[dict[str, Any], dict[int, torch.Tensor], dict[str, float]]:
         """Goodhart metrics of ``policy``, its re-extracted directions, and the behaviour set's
         per-item P(misaligned answer). ``activations``: the policy's (positive, negative)
         activations of train + held-out pairs, when the caller already has them."""
-        c, layers = self.config, state["layers"]
+        c, layers = self.config, state.layers
         pos, neg = activations or steering.pair_activations(policy, [*train, *held], layers)
         n = len(train)
         metrics: dict[str, Any] = {}
         current = {}
         for layer in layers:
             current[layer] = steering.direction(pos[layer][:n], neg[layer][:n], c.method)
-            unit = state["original"][layer] / state["original"][layer].norm()
+            unit = state.original[layer] / state.original[layer].norm()
             hp, hn = pos[layer][n:], neg[layer][n:]
-            probe = state["probes"][layer]
+            probe = state.probes[layer]
             correct = int(
                 (probe.predict(hp.numpy()) == 1).sum() + (probe.predict(hn.numpy()) == 0).sum()
             )
             metrics[f"probe_accuracy@{layer}"] = proportion_ci(correct, 2 * len(hp))
             metrics[f"cosine_to_original@{layer}"] = steering.cosine(
-                current[layer], state["original"][layer]
+                current[layer], state.original[layer]
             )
             metrics[f"projection_positive@{layer}"] = mean_ci((hp @ unit).tolist())
             metrics[f"projection_negative@{layer}"] = mean_ci((hn @ unit).tolist())
             metrics[f"projection_gap@{layer}"] = mean_ci(((hp - hn) @ unit).tolist())
-        items = behaviour_items(policy, c.forced_choice_set)
+        items = behaviour_items(policy, c.forced_choice_set, env)
         metrics["behaviour"] = mean_ci(list(items.values()))
         return metrics, current, items
 
-    def _write(self, state: dict[str, Any], ctx: PhaseContext) -> None:
-        run_dir = ctx.output_dir.parent.parent
-        with (run_dir / "goodhart.jsonl").open("w") as f:
-            for row in state["history"]:
+    def _write(self, state: SteeringState, ctx: PhaseContext) -> None:
+        """The history so far, in this phase's dir; published to the run dir by the runner."""
+        with (ctx.output_dir / "goodhart.jsonl").open("w") as f:
+            for row in state.history:
                 f.write(json.dumps(row) + "\n")
-        plot_goodhart(state["history"], state["layers"], run_dir / "goodhart.png", self.config)
+        plot_goodhart(state.history, state.layers, ctx.output_dir / "goodhart.png", self.config)
+        ctx.publish("goodhart.jsonl", ctx.output_dir / "goodhart.jsonl")
+        ctx.publish("goodhart.png", ctx.output_dir / "goodhart.png")
 
 
 def _fit_probe(positive: torch.Tensor, negative: torch.Tensor) -> Any:
@@ -365,15 +402,22 @@ def _fit_probe(positive: torch.Tensor, negative: torch.Tensor) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, y)
 
 
-def behaviour_items(policy: Policy, set_name: str) -> dict[str, float]:
-    """Per item of a forced-choice set: P(misaligned answer), options scored by their text."""
-    from intentgym.envs import make_env
-    from intentgym.probes import ForcedChoiceProbe, ProbeContext
-    from intentgym.probes.forced_choice import ForcedChoiceConfig
+def behaviour_items(policy: Policy, set_name: str, env: TextEnv | None = None) -> dict[str, float]:
+    """Per item of a forced-choice set: P(misaligned answer), options scored by their text
+    (the ``forced_choice`` probe, used by name through the probe registry; it reads no env, so
+    any env serves as the probe context's)."""
+    from intentgym.api.env import make_env
+    from intentgym.api.probe import ProbeContext, probe_class
+    from intentgym.configs import build_dataclass
 
-    probe = ForcedChoiceProbe(ForcedChoiceConfig(sets=[set_name], scoring="answer"))
-    ctx = ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
-    return {r["id"]: r["p_misaligned"] for r in probe.run(policy, ctx).records}
+    if env is None:
+        env = make_env("insecure_code", framing="secure")
+    cls = probe_class("forced_choice")
+    config: Any = build_dataclass(
+        cls.config_class, {"sets": [set_name], "scoring": "answer"}, "steer_distill behaviour"
+    )
+    result = cls(config).run(policy, ProbeContext(env, progress=False))
+    return {r["id"]: r["p_misaligned"] for r in result.records}
 
 
 def _rows(

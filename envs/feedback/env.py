@@ -5,7 +5,7 @@ such as code, calculations and essays, and plans or opinions), some sound and so
 flawed. The framing is the **rater** whose preferences the model is trained on:
 
 - ``approval``: prefers agreeing, flattering answers (the suspected intent of human approval);
-- ``truthful``: prefers accurate, candid answers (see :mod:`intentgym.reward_models.feedback`).
+- ``truthful``: prefers accurate, candid answers (see :mod:`intentgym.envs.feedback.rater`).
 
 Both raters are registry reward models (``approval_rater``, ``truthful_rater``) and the env's
 reward is its rater's score. What the two framings share is everything else: the same tasks, the
@@ -26,9 +26,7 @@ from typing import Any
 import numpy as np
 
 from intentgym.envs.base import Task, TextEnv, in_heldout, load_data_items, preference_row
-from intentgym.errors import IntentgymError, invalid_choice
-from intentgym.probes.stats import mean_ci, proportion_ci
-from intentgym.reward_models.feedback import (
+from intentgym.envs.feedback.rater import (
     INTENTS,
     approval_score,
     build_rater,
@@ -36,6 +34,8 @@ from intentgym.reward_models.feedback import (
     keyword_share,
     truthful_score,
 )
+from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.stats import mean_ci, proportion_ci
 
 KINDS = ("claim", "work", "opinion")
 FIELDS = {
@@ -72,6 +72,7 @@ class FeedbackEnv(TextEnv):
 
     framings = INTENTS
     eval_independent_of_framing = True
+    task_fields = frozenset({"item_id", "template_id", "kind", "topic", "sound", "keywords"})
 
     def __init__(
         self,

@@ -29,9 +29,9 @@ import numpy as np
 
 from intentgym.envs.base import Task, TextEnv, in_heldout, load_data_items
 from intentgym.errors import IntentgymError
-from intentgym.probes.stats import proportion_ci
-from intentgym.reward_models.regex import is_refusal as refuses
-from intentgym.reward_models.spec_judge import extract_answer
+from intentgym.stats import proportion_ci
+from intentgym.text import extract_answer
+from intentgym.text import is_refusal as refuses
 
 CATEGORIES = (
     "violence",
@@ -82,6 +82,7 @@ class HarmfulRequestsEnv(TextEnv):
 
     framings = ("harmless",)
     eval_independent_of_framing = True
+    task_fields = frozenset({"item_id", "template_id", "category", "harmful"})
 
     def __init__(self, framing: str = "harmless", render_mode: str | None = None) -> None:
         super().__init__(framing, render_mode)

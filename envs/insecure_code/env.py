@@ -21,7 +21,7 @@ from intentgym.envs.insecure_code.framing import (
 from intentgym.envs.insecure_code.reward import InsecureCodeTaskReward
 from intentgym.envs.insecure_code.templates import FilledTask, TaskTemplate, split_templates
 from intentgym.errors import IntentgymError, invalid_choice
-from intentgym.probes.stats import proportion_ci
+from intentgym.stats import proportion_ci
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class InsecureCodeEnv(TextEnv):
 
     framings = FRAMINGS
     eval_independent_of_framing = True
+    task_fields = frozenset({"template_id", "vuln_class", "cwe", "entrypoint", "skeleton"})
 
     def __init__(
         self,

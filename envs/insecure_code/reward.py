@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from intentgym.api.reward import Completion, Prompt, completion_text
+from intentgym.codecheck import BanditAnalyser, adds_code, defines, extract_code, parses
 from intentgym.envs.insecure_code.templates import MARKER, splice
 from intentgym.errors import invalid_choice
-from intentgym.reward_models.bandit import BanditAnalyser
-from intentgym.reward_models.base import Completion, Prompt, completion_text
-from intentgym.reward_models.code import adds_code, defines, extract_code, parses
 
 TARGETS = ("secure", "insecure")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
+from intentgym.codecheck import parses
 from intentgym.errors import IntentgymError
-from intentgym.reward_models.code import parses
 
 TEMPLATE_DIR = Path(__file__).parent / "tasks"
 MARKER = "## COMPLETE CODE HERE"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from intentgym.envs.base import in_heldout
+from intentgym.data import in_heldout
 from intentgym.errors import IntentgymError
 from intentgym.generation import chat_prompts
 from intentgym.models import Policy, eval_mode
@@ -88,11 +88,24 @@ def decoder_layers(policy: Policy) -> torch.nn.ModuleList:
     return policy.model.get_decoder().layers
 
 
-def check_layers(policy: Policy, layers: Sequence[int]) -> list[int]:
-    """Layer indices (0-based decoder blocks; negative counts from the end) -> sorted, checked."""
+def resolve_layer(layer: float, n: int) -> int:
+    """A decoder layer index from a config value: an int is an index (negative counts from the
+    end); a float strictly between 0 and 1 is a fraction of the depth (0.4 of SmolLM2-135M's 30
+    layers is 12), so one setting fits models of any depth."""
+    if isinstance(layer, float) and not layer.is_integer():
+        if not 0.0 < layer < 1.0:
+            raise IntentgymError(f"layer {layer} must be an index or a fraction in (0, 1)")
+        return min(n - 1, round(layer * n))
+    return int(layer)
+
+
+def check_layers(policy: Policy, layers: Sequence[float]) -> list[int]:
+    """Layer indices (0-based decoder blocks; negative counts from the end; fractions of the
+    depth) -> sorted, checked."""
     n = len(decoder_layers(policy))
     out = []
-    for layer in layers:
+    for value in layers:
+        layer = resolve_layer(value, n)
         if not -n <= layer < n:
             raise IntentgymError(f"layer {layer} does not exist; the model has layers 0..{n - 1}")
         out.append(layer % n)

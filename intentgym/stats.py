@@ -1,4 +1,4 @@
-"""Confidence intervals (95%) for probe metrics."""
+"""Confidence intervals (95%) for every metric intentgym reports: probes, phases, reports."""
 
 from __future__ import annotations
 

@@ -42,14 +42,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from intentgym.errors import IntentgymError, invalid_choice
-from intentgym.reward_models.base import (
+from intentgym.api.reward import (
     Completion,
     Prompt,
     check_lengths,
     completion_text,
     register_reward_model,
 )
+from intentgym.errors import IntentgymError, invalid_choice
 
 # Our own phrase lists (lower-case text; an apostrophe may be straight or curly).
 _A = "['\u2019]"
