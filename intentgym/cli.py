@@ -1,9 +1,11 @@
-"""``intentgym run|report|list``.
+"""``intentgym run|config|report|list`` and ``intentgym --version``.
 
 ``run`` hands its arguments to Hydra (``@hydra.main``): overrides, ``-m`` sweeps, launchers and
 Hydra's flags (``--cfg job``, ``-cn``, ...). Group choices and framings are checked before Hydra
 starts, so a typo fails with one line naming the bad value and the valid ones; every composed
-config is validated again (keys and types) when its job starts.
+config is validated again (keys and types) when its job starts. ``config`` composes and
+validates the same config without running it; ``report``, ``list`` and ``config`` parse their
+arguments with argparse, so each takes ``--help``.
 """
 
 from __future__ import annotations
@@ -21,18 +23,65 @@ from intentgym.errors import IntentgymError, invalid_choice
 
 CONF_DIR = Path(__file__).parent / "conf"
 GROUPS = ("model", "env", "trainer", "reward_model", "probes", "logger", "experiment", "debug")
-USAGE = """usage: intentgym COMMAND [ARGS]
+USAGE = """usage: intentgym [--version] COMMAND [ARGS]
 
 commands:
-  run [OVERRIDES]   run an experiment (Hydra overrides, -m for sweeps), e.g.
-                    intentgym run -m env.framing=secure,insecure_hidden seed=0,1
-  report DIR        comparison table, CSV and plot for a run or multirun directory
-  list              registered envs, trainers, reward models (plugins included), probes, models
+  run [OVERRIDES]      run an experiment (Hydra overrides, -m for sweeps), e.g.
+                       intentgym run -m env.framing=secure,insecure_hidden seed=0,1
+  config [OVERRIDES]   the config `run` would use, validated, without running it: every phase's
+                       and probe's settings with their defaults and help, e.g.
+                       intentgym config trainer=rlhf debug=smoke
+  report DIR           comparison table, CSV and plot for a run or multirun directory
+  list                 registered envs, trainers, reward models (plugins included), probes, models
+
+`intentgym COMMAND --help` describes a command; `intentgym --version` prints the version.
+"""
+
+RUN_USAGE = """usage: intentgym run [-m] [HYDRA FLAGS] [OVERRIDES...]
+
+Run an experiment: probe the base model, train each phase of the trainer and probe again after
+each, then write results, records, adapters and a report to the run directory
+(outputs/DATE/TIME; multirun/DATE/TIME/N for a sweep).
+
+overrides (Hydra syntax):
+  GROUP=OPTION   pick a config group's option, e.g. trainer=rlhf env=feedback debug=smoke
+  KEY=VALUE      change a setting, e.g. seed=3 trainer.phases.sft.epochs=2 probes=quick
+  +KEY=VALUE     add a key the config does not list (e.g. +reward_model.ARG=VALUE); ~KEY drops one
+  -m             a sweep (multirun): each comma-separated value runs as one job, e.g.
+                 intentgym run -m env.framing=secure,insecure_hidden seed=0,1
+                 (the report over all jobs is printed at the end)
+
+config groups (GROUP=OPTION):
+{groups}
+
+Before running: `intentgym config [OVERRIDES]` shows the validated settings with defaults and
+help, `intentgym run --cfg job [OVERRIDES]` the composed YAML. Hydra's own flags (--cfg,
+--config-name, --multirun, launchers, ...): `intentgym run --hydra-help`.
 """
 
 
+def search_dirs(args: list[str]) -> list[Path]:
+    """Config folders a command adds to the search path: Hydra's ``--config-dir DIR`` (``-cd``)
+    and ``hydra.searchpath=[file://DIR,...]``. Their group options (``env/NAME.yaml``, ...)
+    are valid choices like the packaged ones: a new component is one file plus one config."""
+    dirs: list[Path] = []
+    for i, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(Path(args[i + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.partition("=")[2]))
+        elif arg.startswith("hydra.searchpath="):
+            value = arg.partition("=")[2].strip("[]")
+            dirs += [Path(v.strip().removeprefix("file://")) for v in value.split(",") if v.strip()]
+    return [d.expanduser().resolve() for d in dirs]
+
+
+#: extra config folders of the current command (set by ``run`` and ``config``)
+SEARCH_DIRS: list[Path] = []
+
+
 def group_options(group: str) -> list[str]:
-    options = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+    options = {p.stem for d in (CONF_DIR, *SEARCH_DIRS) for p in (d / group).glob("*.yaml")}
     if group == "reward_model":  # plugins have no YAML file; see register_plugin_configs
         from intentgym.reward_models import REWARD_MODELS
 
@@ -195,7 +244,18 @@ def precheck(overrides: list[str]) -> None:
                 raise invalid_choice(f"framing for env {env_name}", f, valid)
 
 
+def run_usage() -> str:
+    """``intentgym run --help``: the command, override syntax and each config group's options."""
+    width = max(len(g) for g in GROUPS)
+    groups = "\n".join(f"  {g:{width}}  {', '.join(group_options(g))}" for g in GROUPS)
+    return RUN_USAGE.format(groups=groups)
+
+
 def run(args: list[str]) -> None:
+    if "-h" in args or "--help" in args:  # ours, not Hydra's app help; --hydra-help is Hydra's
+        print(run_usage())
+        return
+    SEARCH_DIRS[:] = search_dirs(args)
     precheck(overrides_in(args))
     register_plugin_configs()
     sys.argv = ["intentgym", *args]
@@ -204,8 +264,49 @@ def run(args: list[str]) -> None:
         raise IntentgymError(f"{len(_FAILED_JOBS)} sweep job(s) failed: {', '.join(_FAILED_JOBS)}")
 
 
+def config_main(args: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="intentgym config",
+        description="Compose and validate the config `intentgym run OVERRIDES` would use, and "
+        "print it without running anything: the run's model, env, seed, limits, reward model "
+        "and logger, then every setting of each trainer phase and probe with its value, its "
+        "default (* = the value differs) and its help. Bad overrides fail as `run` would.",
+        epilog="e.g. intentgym config trainer=rlhf debug=smoke",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="OVERRIDES", help="Hydra overrides, as for `run`"
+    )
+    parser.add_argument(
+        "--config-dir", "-cd", action="append", default=[], metavar="DIR",
+        help="a folder of your own configs (env/, trainer/, ...), as for `run`",
+    )  # fmt: skip
+    from intentgym.config_view import config_text
+
+    parsed = parser.parse_args(args)
+    overrides = list(parsed.overrides)
+    if parsed.config_dir:
+        dirs = ",".join(f"file://{Path(d).expanduser().resolve()}" for d in parsed.config_dir)
+        overrides.append(f"hydra.searchpath=[{dirs}]")
+    print(config_text(overrides))
+
+
+def list_main(args: list[str]) -> None:
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="intentgym list",
+        description="List the registered envs (with their framings), trainers (with their "
+        "phases), reward models (plugins included), probes and their data, probe suites, "
+        "models and experiments.",
+    ).parse_args(args)
+    list_components()
+
+
 def list_components() -> None:
     from intentgym.envs import ENVS, make_env
+    from intentgym.envs import env_id as env_id_of
     from intentgym.models import BUILTIN_MODELS
     from intentgym.probes import PROBES, available_sets, load_set
     from intentgym.probes.data_files import builtin as builtin_data
@@ -213,7 +314,10 @@ def list_components() -> None:
     from intentgym.reward_models import REWARD_MODELS
 
     print("envs:")
-    for name, (env_id, _) in ENVS.items():
+    for name in ENVS.names():
+        if "/" in name:
+            continue  # a plugin, listed under its bare name too
+        env_id = env_id_of(name)
         info = make_env(name, framing=_first_framing(name)).describe()
         framings = ", ".join(info.pop("framings"))
         extra = ", ".join(f"{k}={v}" for k, v in info.items())
@@ -261,6 +365,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
+    if args[0] == "--version":
+        from intentgym import __version__
+
+        print(f"intentgym {__version__}")
+        return
     command, rest = args[0], args[1:]
     try:
         if command == "run":
@@ -269,10 +378,12 @@ def main(argv: list[str] | None = None) -> None:
             from intentgym.report import report_main
 
             report_main(rest)
+        elif command == "config":
+            config_main(rest)
         elif command == "list":
-            list_components()
+            list_main(rest)
         else:
-            raise invalid_choice("command", command, ["list", "report", "run"])
+            raise invalid_choice("command", command, ["config", "list", "report", "run"])
     except IntentgymError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

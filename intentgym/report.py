@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from intentgym.errors import IntentgymError
-from intentgym.probes.stats import mean_ci
+from intentgym.stats import mean_ci
 
 log = logging.getLogger(__name__)
 
@@ -307,9 +307,15 @@ def build_report(root: Path) -> str:
 
 
 def report_main(args: list[str]) -> None:
-    if len(args) != 1:
-        raise IntentgymError("usage: intentgym report DIR (a run or multirun directory)")
-    print(build_report(Path(args[0])))
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="intentgym report",
+        description="Compare the runs under DIR: print the table and write report.md, "
+        "report.csv and report.png there. Runs that did not finish are listed, not tabulated.",
+    )
+    parser.add_argument("dir", metavar="DIR", type=Path, help="a run or multirun directory")
+    print(build_report(parser.parse_args(args).dir))
 
 
 class ReportCallback(Callback):

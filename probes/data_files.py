@@ -11,12 +11,21 @@ from intentgym.errors import IntentgymError, invalid_choice
 DATA_DIR = Path(__file__).parent / "data"
 
 
-def builtin() -> dict[str, Path]:
-    """Built-in files named ``NAME.vN.jsonl`` in probes/data, by name; the newest version wins."""
+def builtin(data_dir: Path = DATA_DIR) -> dict[str, Path]:
+    """Built-in files named ``NAME.vN.jsonl`` in probes/data, by name; the newest version wins
+    (by number: ``v10`` is newer than ``v2``)."""
     out: dict[str, Path] = {}
-    for path in sorted(DATA_DIR.glob("*.jsonl")):
+    for path in sorted(data_dir.glob("*.jsonl"), key=version_key):
         out[path.name.split(".")[0]] = path
     return out
+
+
+def version_key(path: Path) -> tuple[str, int, str]:
+    """Sort key of a ``NAME.vN.EXT`` file: its name, then N as a number (0 when it has none)."""
+    name, _, rest = path.name.partition(".")
+    tag = rest.split(".")[0]
+    number = tag[1:] if tag.startswith("v") else ""
+    return name, int(number) if number.isdigit() else 0, path.name
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ def test_a_built_wheel_contains_the_configs_templates_and_probe_sets(tmp_path):
     (wheel,) = tmp_path.glob("intentgym-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "intentgym/conf/config.yaml" in names
+    assert "intentgym/__init__.py" in names and "intentgym/py.typed" in names
     assert "intentgym/envs/feedback/data/claims.v1.jsonl" in names
     assert "intentgym/envs/feedback/data/work.v1.jsonl" in names
     assert "intentgym/conf/trainer/rlhf.yaml" in names
