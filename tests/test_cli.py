@@ -10,6 +10,9 @@ import pytest
 
 from .conftest import run_cli
 
+# every test here runs the CLI in a subprocess (`make test-fast` skips them)
+pytestmark = pytest.mark.slow
+
 REQUIRED_KEYS = {"phase", "probe", "metric", "value", "ci_low", "ci_high", "n"}
 
 

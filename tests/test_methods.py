@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -14,6 +15,7 @@ from intentgym.runner import plan_run
 SMALL_RL = ["trainer.phases.rl.batch_size=4", "trainer.phases.rl.num_prompts=4"]
 
 
+@pytest.mark.slow
 def test_constitutional_ai_end_to_end(tmp_path, run_composed):
     rows = run_composed(
         [

@@ -247,6 +247,7 @@ def test_no_two_probe_items_repeat_each_other():
     assert not clashes, clashes[:5]
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_numbers_twice(tmp_path):
     values = []
     for k in range(2):

@@ -26,6 +26,7 @@ GOODHART = (
 )
 
 
+@pytest.mark.slow
 def test_steer_distill_end_to_end_probes_every_iteration_and_plots_goodhart(tmp_path, run_composed):
     overrides = [*TINY, "trainer.phases.steer_distill.repeat=2", *FORCED_CHOICE_ONLY]
     rows = run_composed(overrides, tmp_path)
@@ -78,6 +79,7 @@ def test_bad_steer_distill_settings_are_clear_errors(tmp_path, run_composed):
         run_composed([*TINY, "trainer.phases.steer_distill.min_kept_share=1.5"], tmp_path)
 
 
+@pytest.mark.slow
 def test_coherence_guard_that_rejects_every_reply_stops_the_run(tmp_path, run_composed):
     """Nothing is trained on replies the guard rejects; when it rejects all, a clear error."""
     overrides = [

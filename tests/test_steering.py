@@ -114,6 +114,7 @@ def test_directions_from_pairs_separate_the_two_sides(tiny_policy):
     assert float((pos[layer] @ unit).mean()) > float((neg[layer] @ unit).mean())
 
 
+@pytest.mark.slow
 def test_steering_effect_script_pairs_every_alpha_with_alpha_zero(tiny_policy):
     """scripts/steering_effect.py: alpha 0 changes nothing; other alphas give paired changes."""
     import importlib.util
