@@ -291,7 +291,6 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
     from intentgym.api.env import make_env
     from intentgym.api.phase import PhaseContext
     from intentgym.api.probe import ProbeContext
-    from intentgym.api.reward import REWARD_MODELS
     from intentgym.api.rewards import RunRewardModels
     from intentgym.models import load_policy
     from intentgym.tracking import NullTracker, WandbTracker
@@ -369,7 +368,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                 # the one the latest phase used, with any others the run built
                 primary = next(
                     (r for r in reversed(records) if label_now["phase"] in r["used_by"]),
-                    records[-1],
+                    next((r for r in records if r["used_by"]), records[-1]),
                 )
                 info = {**primary}
                 others = [r for r in records if r is not primary]
@@ -380,8 +379,9 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
 
             rewards = RunRewardModels(plan.reward_model, on_record=record_reward_models)
             if plan.reward_model and not _trained_in_run(plan.reward_model):
-                # bad arguments fail now, not after the base probes
-                REWARD_MODELS.build(plan.reward_model[0], **plan.reward_model[1])
+                # built now, so bad arguments fail before the base probes, and recorded
+                # (reward_model.json, W&B config) even when no phase uses it
+                rewards.configured(None)
             key = _base_key(plan, env)
             if key is not None and key in _BASE_RESULTS:
                 log.info(
@@ -409,7 +409,13 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     label=label,
                 )
                 phase_ctx.output_dir.mkdir(parents=True, exist_ok=True)
+                trained_before = artifacts.get(TrainedRewardModel)
                 policy = phase.run(policy, env, phase_ctx)
+                trained = artifacts.get(TrainedRewardModel)
+                if trained is not None and trained is not trained_before:
+                    rewards.note_trained(
+                        label, str(trained.path), dtype=dtype, device=str(policy.device)
+                    )
                 emit(label, [{**r, "phase": label, **context} for r in phase_ctx.results], {})
                 for name, source in phase_ctx.published.items():
                     _publish(source, run_dir / name, label)

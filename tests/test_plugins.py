@@ -164,7 +164,11 @@ def test_unknown_reward_model_and_argument_fail_clearly(tmp_path):
 def test_best_of_n_without_a_reward_model_fails_clearly(tmp_path):
     out = run_cli("run", "debug=smoke", "trainer=best_of_n", cwd=tmp_path)
     assert out.returncode == 2
-    assert "phase 'best_of_n' needs a reward model: add reward_model=NAME" in out.stderr
+    assert (
+        "trainer.phases.best_of_n (BestOfNPhase) needs a reward model: add reward_model=NAME"
+        in out.stderr
+    )
+    assert not list(tmp_path.rglob("results*.jsonl"))  # refused by the plan, before any work
 
 
 @pytest.mark.slow

@@ -52,8 +52,9 @@ class RunRewardModels:
 
     # -- what phases ask for -------------------------------------------------------------------
 
-    def configured(self, phase: str, artifacts: Artifacts | None = None) -> Any:
-        """The run's ``reward_model=NAME``; a clear error when the run did not set one."""
+    def configured(self, phase: str | None, artifacts: Artifacts | None = None) -> Any:
+        """The run's ``reward_model=NAME``; a clear error when the run did not set one.
+        ``phase`` None: built before any phase (recorded as configured, used by none yet)."""
         if self.instance is not None:
             self._record(phase, self.instance)
             return self.instance
@@ -101,7 +102,16 @@ class RunRewardModels:
             return self.judge(phase, artifacts), "judge"
         return self.configured(phase, artifacts), "reward_model"
 
-    def build(self, phase: str, name: str, *, shared: bool = False, **kwargs: Any) -> Any:
+    def note_trained(self, phase: str, path: str, *, dtype: str, device: str) -> None:
+        """Record a reward model a phase trained (before any phase uses it)."""
+        kwargs = {"path": path, "dtype": dtype, "device": device}
+        entry = {"name": "learned", "origin": "built-in", "kwargs": kwargs}
+        if not any({k: r[k] for k in entry} == entry for r in self.records):
+            self.records.append({**entry, "used_by": [], "trained_by": phase})
+            if self.on_record is not None:
+                self.on_record(self.records)
+
+    def build(self, phase: str | None, name: str, *, shared: bool = False, **kwargs: Any) -> Any:
         """The registry's ``name`` built with ``kwargs`` (one instance per distinct arguments
         in this run; ``shared``: one per process, for fixed judges that are never trained)."""
         key = json.dumps([name, kwargs], sort_keys=True, default=str)
@@ -119,7 +129,7 @@ class RunRewardModels:
 
     def _record(
         self,
-        phase: str,
+        phase: str | None,
         instance: Any,
         name: str | None = None,
         kwargs: dict[str, Any] | None = None,
@@ -131,11 +141,14 @@ class RunRewardModels:
             else {"name": name or type(instance).__name__, "origin": "unknown", "kwargs": kwargs}
         )
         for existing in self.records:
-            if {k: existing[k] for k in ("name", "origin", "kwargs")} == entry:
+            if {k: existing[k] for k in ("name", "origin", "kwargs")} == json.loads(
+                json.dumps(entry, default=str)
+            ):
                 if phase and phase not in existing["used_by"]:
                     existing["used_by"].append(phase)
                 break
         else:
+            entry = json.loads(json.dumps(entry, default=str))
             self.records.append({**entry, "used_by": [phase] if phase else []})
         if self.on_record is not None:
             self.on_record(self.records)
