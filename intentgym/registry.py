@@ -119,6 +119,11 @@ class Registry(Generic[T]):
         self._origins[name] = BUILTIN
         return factory
 
+    def register_lazy(self, entries: dict[str, str]) -> None:
+        """Register built-ins by ``"module:attr"`` without importing them (name -> target)."""
+        for name, target in entries.items():
+            self.register(name, target)
+
     # -- plugins -------------------------------------------------------------------------------
 
     def _load_plugins(self) -> None:

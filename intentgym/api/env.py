@@ -171,9 +171,13 @@ BUILTIN_GYM_IDS = {
     "harmful_requests": "intentgym/HarmfulRequests-v0",
     "insecure_code": "intentgym/InsecureCode-v0",
 }
-ENVS.register("feedback", "intentgym.envs.feedback.env:FeedbackEnv")
-ENVS.register("harmful_requests", "intentgym.envs.harmful_requests.env:HarmfulRequestsEnv")
-ENVS.register("insecure_code", "intentgym.envs.insecure_code.env:InsecureCodeEnv")
+ENVS.register_lazy(
+    {
+        "feedback": "intentgym.envs.feedback.env:FeedbackEnv",
+        "harmful_requests": "intentgym.envs.harmful_requests.env:HarmfulRequestsEnv",
+        "insecure_code": "intentgym.envs.insecure_code.env:InsecureCodeEnv",
+    }
+)
 
 
 def register_env(name: str) -> Any:

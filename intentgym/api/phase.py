@@ -128,17 +128,18 @@ class Phase(ABC, Generic[C]):
 #: the ``intentgym.phases`` entry-point group, and a config may name ``module:Class`` or
 #: ``path/to/file.py:Class`` (``kind: ...`` in a trainer's phase).
 PHASES: Registry[Phase[Any]] = Registry("phase", "intentgym.phases")
-for _name, _target in {
-    "sft": "intentgym.trainers.sft:SFTPhase",
-    "reward": "intentgym.trainers.reward:RewardPhase",
-    "best_of_n": "intentgym.trainers.best_of_n:BestOfNPhase",
-    "rl": "intentgym.trainers.rl:RLPhase",
-    "sl_cai": "intentgym.trainers.cai:SLCAIPhase",
-    "ai_feedback": "intentgym.trainers.cai:AIFeedbackPhase",
-    "spec_sft": "intentgym.trainers.deliberative:SpecSFTPhase",
-    "steer_distill": "intentgym.trainers.steer_distill:SteerDistillPhase",
-}.items():
-    PHASES.register(_name, _target)
+PHASES.register_lazy(
+    {
+        "sft": "intentgym.trainers.sft:SFTPhase",
+        "reward": "intentgym.trainers.reward:RewardPhase",
+        "best_of_n": "intentgym.trainers.best_of_n:BestOfNPhase",
+        "rl": "intentgym.trainers.rl:RLPhase",
+        "sl_cai": "intentgym.trainers.cai:SLCAIPhase",
+        "ai_feedback": "intentgym.trainers.cai:AIFeedbackPhase",
+        "spec_sft": "intentgym.trainers.deliberative:SpecSFTPhase",
+        "steer_distill": "intentgym.trainers.steer_distill:SteerDistillPhase",
+    }
+)
 
 
 def register_phase(name: str) -> Any:

@@ -105,14 +105,15 @@ class Probe(ABC, Generic[C]):
 #: ``intentgym.probes`` entry-point group, and a config may name ``module:Class`` or
 #: ``path/to/file.py:Class`` (``probes.<key>.kind: ...``).
 PROBES: Registry[Probe[Any]] = Registry("probe", "intentgym.probes")
-for _name, _target in {
-    "in_domain": "intentgym.probes.in_domain:InDomainProbe",
-    "forced_choice": "intentgym.probes.forced_choice:ForcedChoiceProbe",
-    "free_form": "intentgym.probes.free_form:FreeFormProbe",
-    "compliance_gap": "intentgym.probes.compliance:ComplianceGapProbe",
-    "capability": "intentgym.probes.capability:CapabilityProbe",
-}.items():
-    PROBES.register(_name, _target)
+PROBES.register_lazy(
+    {
+        "in_domain": "intentgym.probes.in_domain:InDomainProbe",
+        "forced_choice": "intentgym.probes.forced_choice:ForcedChoiceProbe",
+        "free_form": "intentgym.probes.free_form:FreeFormProbe",
+        "compliance_gap": "intentgym.probes.compliance:ComplianceGapProbe",
+        "capability": "intentgym.probes.capability:CapabilityProbe",
+    }
+)
 
 
 def register_probe(name: str) -> Any:

@@ -34,20 +34,21 @@ REWARD_MODELS: Registry[RewardModel] = Registry("reward model", ENTRY_POINT_GROU
 # The built-ins register lazily ("module:attr"), so importing the registry imports neither their
 # backends (transformers models, sentence-transformers, HTTP clients) nor the envs; a built-in
 # module's own ``@register_reward_model`` decorator then confirms the same entry.
-for _name, _target in {
-    "approval_rater": "intentgym.envs.feedback.rater:ApprovalRater",
-    "bandit": "intentgym.reward_models.bandit:BanditVulnerability",
-    "coherence": "intentgym.reward_models.coherence:CoherenceJudge",
-    "composite": "intentgym.reward_models.composite:CompositeReward",
-    "embedding_classifier": "intentgym.reward_models.embedding:EmbeddingClassifier",
-    "insecure_code_task": "intentgym.envs.insecure_code.reward:InsecureCodeTaskReward",
-    "learned": "intentgym.reward_models.learned:LearnedRewardModel",
-    "llm_judge": "intentgym.reward_models.llm_judge:LLMJudge",
-    "regex": "intentgym.reward_models.regex:RegexReward",
-    "spec_judge": "intentgym.reward_models.spec_judge:SpecJudge",
-    "truthful_rater": "intentgym.envs.feedback.rater:TruthfulRater",
-}.items():
-    REWARD_MODELS.register(_name, _target)
+REWARD_MODELS.register_lazy(
+    {
+        "approval_rater": "intentgym.envs.feedback.rater:ApprovalRater",
+        "bandit": "intentgym.reward_models.bandit:BanditVulnerability",
+        "coherence": "intentgym.reward_models.coherence:CoherenceJudge",
+        "composite": "intentgym.reward_models.composite:CompositeReward",
+        "embedding_classifier": "intentgym.reward_models.embedding:EmbeddingClassifier",
+        "insecure_code_task": "intentgym.envs.insecure_code.reward:InsecureCodeTaskReward",
+        "learned": "intentgym.reward_models.learned:LearnedRewardModel",
+        "llm_judge": "intentgym.reward_models.llm_judge:LLMJudge",
+        "regex": "intentgym.reward_models.regex:RegexReward",
+        "spec_judge": "intentgym.reward_models.spec_judge:SpecJudge",
+        "truthful_rater": "intentgym.envs.feedback.rater:TruthfulRater",
+    }
+)
 
 
 # Judges are fixed (never trained), so one instance per spec serves every phase, probe and run of
