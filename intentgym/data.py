@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.files import read_jsonl_numbered
 
 
 def load_data_items(
@@ -18,27 +18,30 @@ def load_data_items(
     key of ``choices`` for an allowed value, ``id`` unique."""
     from importlib import resources
 
+    text_fields = [key for key, kind in fields.items() if kind is str]
     items: list[dict[str, Any]] = []
+    first_seen: dict[Any, str] = {}
     root = resources.files(package).joinpath("data")
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".jsonl"):
             continue
-        for lineno, line in enumerate(entry.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            for key, kind in fields.items():
-                if not isinstance(row.get(key), kind):
-                    raise IntentgymError(
-                        f"{entry.name}:{lineno}: field {key!r} must be a {kind.__name__}"
-                    )
+        what = f"{package} data file"
+        for lineno, row in read_jsonl_numbered(entry, what, fields, text_fields=text_fields):
+            where = f"{what} {str(entry)!r} line {lineno}"
             for key, valid in (choices or {}).items():
+                if key not in row:
+                    raise IntentgymError(f"{where}: missing field {key!r}")
                 if row[key] not in valid:
                     raise invalid_choice(f"{entry.name}:{lineno} {key}", row[key], valid)
+            if "id" not in row:
+                raise IntentgymError(f"{where}: missing field 'id'")
+            try:
+                earlier = first_seen.setdefault(row["id"], where)
+            except TypeError:  # an id that is a list or an object
+                raise IntentgymError(f"{where}: field 'id' must be a string") from None
+            if earlier != where:
+                raise IntentgymError(f"{where}: duplicate id {row['id']!r} (first in {earlier})")
             items.append(row)
-    ids = [r["id"] for r in items]
-    if len(set(ids)) != len(ids):
-        raise IntentgymError(f"duplicate item ids in {package}'s data")
     return tuple(items)
 
 

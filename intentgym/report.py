@@ -4,6 +4,13 @@ Writes ``report.csv`` (one row per run: its framing, trainer and seed, then for 
 and phase the value, 95% CI and delta vs the base model), ``report.md`` (per metric: each
 condition's value, aggregated over seeds, with a 95% CI and the delta vs base) and ``report.png``
 (the same numbers as points with CI bars). Runs that did not finish are listed, never tabulated.
+
+Each file is written atomically (a temporary file in the same folder, renamed when complete), so
+a failed write (a full disk) is a one-line error and never a truncated report behind exit 0. A run
+whose ``results.jsonl`` or ``config.yaml`` is undecodable, truncated or malformed is skipped with a
+one-line warning naming the file, the line and the field, and listed as unreadable in report.md:
+in a sweep, one damaged directory should not hide the other runs. When no run is readable, the
+report fails with the first such line.
 """
 
 from __future__ import annotations
@@ -14,14 +21,22 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from intentgym.errors import IntentgymError
+from intentgym.files import (
+    atomic_path,
+    atomic_write_text,
+    check_type,
+    read_jsonl,
+    read_yaml,
+    value_kind,
+)
 from intentgym.stats import mean_ci
 
 log = logging.getLogger(__name__)
@@ -48,38 +63,84 @@ class Run:
         return {(r["phase"], f"{r['probe']}/{r['metric']}"): r for r in self.rows}
 
 
+#: the fields the report reads from each results.jsonl row
+RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "phase": str,
+    "probe": str,
+    "metric": str,
+    "value": float,
+    # NaN (JSON's NaN: no interval, e.g. one sample) is a number; null would break the plot
+    "ci_low": float,
+    "ci_high": float,
+}
+
+
 def find_runs(root: Path) -> tuple[list[Run], list[Path]]:
-    """Completed runs under ``root`` and the directories of runs that did not complete."""
+    """Completed runs under ``root`` and the directories of runs that did not complete. A run
+    whose results.jsonl or config.yaml is unreadable or malformed is skipped with a one-line
+    warning naming the file (and the line and field) and listed with the incomplete runs, so
+    one bad directory does not hide the rest of a sweep; see :func:`build_report`."""
+    runs, incomplete, _ = _find_runs(root)
+    return runs, incomplete
+
+
+def _find_runs(root: Path) -> tuple[list[Run], list[Path], dict[Path, str]]:
+    """``find_runs``, plus why each unreadable run was skipped (run dir -> one line)."""
     if not root.is_dir():
         raise IntentgymError(f"report directory {str(root)!r} does not exist")
     runs, incomplete = [], []
+    unreadable: dict[Path, str] = {}
     for results in sorted(root.rglob("results.jsonl")):
         run_dir = results.parent
         try:
-            config = yaml.safe_load((run_dir / "config.yaml").read_text())
-            rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-            runs.append(
-                Run(
-                    run_dir,
-                    # the runner's label (an env framing, or e.g. a steer_distill trait)
-                    framing=next(
-                        (r["framing"] for r in rows if "framing" in r), config["env"]["framing"]
-                    ),
-                    trainer=config["trainer"].get("name", "custom"),
-                    seed=int(config["seed"]),
-                    model=config["model"]["name"],
-                    rows=rows,
-                    config=config,
-                )
-            )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as e:
-            log.warning("skipping %s: unreadable run (%s: %s)", run_dir, type(e).__name__, e)
+            runs.append(read_run(run_dir))
+        except IntentgymError as e:
+            log.warning("skipping %s: unreadable run: %s", run_dir, e)
             incomplete.append(run_dir)
+            unreadable[run_dir] = str(e)
     label_conditions(runs)
     for marker in sorted([*root.rglob("results.partial.jsonl"), *root.rglob("FAILED")]):
         if not (marker.parent / "results.jsonl").exists() and marker.parent not in incomplete:
             incomplete.append(marker.parent)
-    return runs, incomplete
+    return runs, incomplete, unreadable
+
+
+def read_run(run_dir: Path) -> Run:
+    """One completed run: its results.jsonl and config.yaml, checked; anything unreadable or
+    malformed is one line naming the file (and the line and field)."""
+    config_file = run_dir / "config.yaml"
+    config = read_yaml(config_file, "run config")
+    if not isinstance(config, dict):
+        raise IntentgymError(
+            f"run config {str(config_file)!r} must be a YAML mapping, got {value_kind(config)}"
+        )
+    rows = read_jsonl(run_dir / "results.jsonl", "results file", RESULT_FIELDS)
+    where = f"run config {str(config_file)!r}"
+    for key, kind in (("seed", int), ("model.name", str), ("env.framing", str)):
+        _config_value(config, key, kind, where)
+    trainer = _config_value(config, "trainer", dict, where)
+    seed = config["seed"]
+    return Run(
+        run_dir,
+        # the runner's label (an env framing, or e.g. a steer_distill trait)
+        framing=next((r["framing"] for r in rows if "framing" in r), config["env"]["framing"]),
+        trainer=trainer.get("name", "custom"),
+        seed=int(seed),
+        model=config["model"]["name"],
+        rows=rows,
+        config=config,
+    )
+
+
+def _config_value(config: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    """``config[a][b]`` for ``key`` "a.b", checked for ``kind``; else one line naming the key."""
+    value: Any = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise IntentgymError(f"{where}: missing field {key!r}")
+        value = value[part]
+    check_type(value, kind, f"{where}: field {key!r}")
+    return value
 
 
 _NOT_CONDITIONS = ("seed", "progress")
@@ -154,6 +215,7 @@ def _phases(runs: list[Run]) -> list[str]:
 
 
 def write_csv(runs: list[Run], path: Path) -> None:
+    """``report.csv``, written atomically (a failed write is one line; the old file stays)."""
     metrics, phases = _metric_names(runs), _phases(runs)
     header = ["run", "model", "trainer", "framing", "seed"]
     for m in metrics:
@@ -164,22 +226,23 @@ def write_csv(runs: list[Run], path: Path) -> None:
                 f"{ph}:{m}:ci_high",
                 f"{ph}:{m}:delta_vs_base",
             ]
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for run in runs:
-            vals = run.values()
-            row: list[Any] = [str(run.path), run.model, run.trainer, run.framing, run.seed]
-            for m in metrics:
-                base = vals.get(("base", m))
-                for ph in phases:
-                    r = vals.get((ph, m))
-                    if r is None:
-                        row += ["", "", "", ""]
-                        continue
-                    delta = r["value"] - base["value"] if base else ""
-                    row += [r["value"], r["ci_low"], r["ci_high"], delta]
-            writer.writerow(row)
+    out = StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for run in runs:
+        vals = run.values()
+        row: list[Any] = [str(run.path), run.model, run.trainer, run.framing, run.seed]
+        for m in metrics:
+            base = vals.get(("base", m))
+            for ph in phases:
+                r = vals.get((ph, m))
+                if r is None:
+                    row += ["", "", "", ""]
+                    continue
+                delta = r["value"] - base["value"] if base else ""
+                row += [r["value"], r["ci_low"], r["ci_high"], delta]
+        writer.writerow(row)
+    atomic_write_text(path, out.getvalue())
 
 
 @dataclass
@@ -236,10 +299,25 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def markdown(runs: list[Run], incomplete: list[Path], root: Path | None = None) -> str:
+def markdown(
+    runs: list[Run],
+    incomplete: list[Path],
+    root: Path | None = None,
+    *,
+    unreadable: dict[Path, str] | None = None,
+    jobs: list[Any] | None = None,
+) -> str:
     lines = [f"# intentgym report\n\n{len(runs)} completed run(s)."]
+    if jobs:  # a sweep: every planned job, done, failed (with its error) or missing
+        from intentgym.sweep_status import markdown as jobs_markdown
+
+        lines.append("\n" + jobs_markdown(jobs))
     if incomplete:
         lines.append("\nIncomplete (not tabulated): " + ", ".join(str(p) for p in incomplete))
+    if unreadable:
+        lines.append("\nUnreadable (skipped):\n")
+        lines += [f"- {path}: {why}" for path, why in unreadable.items()]
+        lines.append("")
     models = sorted({r.model for r in runs})
     lines.append(
         f"Model: {', '.join(models)}. Values are 95% CIs: the probe's own for one seed, "
@@ -291,16 +369,32 @@ def plot(runs: list[Run], path: Path) -> None:
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        # a temporary file in the same folder, renamed over the target when complete
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
 
 
 def build_report(root: Path) -> str:
-    runs, incomplete = find_runs(root)
+    """Write report.md, report.csv and report.png under ``root`` (each atomically: a failed
+    write is one line and leaves no half-written file) and return the markdown. A run whose
+    files are malformed is skipped with a warning and listed as unreadable, with the reason;
+    when no run is readable, the first reason is the error."""
+    runs, incomplete, unreadable = _find_runs(root)
     if not runs:
-        raise IntentgymError(f"no completed runs (results.jsonl) under {str(root)!r}")
-    text = markdown(runs, incomplete, root)
-    (root / "report.md").write_text(text)
+        why = ""
+        if unreadable:
+            first = next(iter(unreadable.values()))
+            why = f"; {len(unreadable)} unreadable, the first: {first}"
+        raise IntentgymError(f"no completed runs (results.jsonl) under {str(root)!r}{why}")
+    from intentgym.sweep_status import sweep_jobs
+
+    # every sweep under root (usually root itself): its planned jobs and what became of them
+    jobs = [j for m in sorted(root.rglob("multirun.yaml")) for j in sweep_jobs(m.parent) or []]
+    text = markdown(runs, incomplete, root, unreadable=unreadable, jobs=jobs)
+    atomic_write_text(root / "report.md", text)
     write_csv(runs, root / "report.csv")
     plot(runs, root / "report.png")
     return text

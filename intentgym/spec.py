@@ -16,6 +16,7 @@ from typing import Any
 
 from intentgym.configs import load_yaml
 from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.files import check_lengths, value_kind
 
 RULE_KINDS = ("disallowed", "allowed", "safe_completion")
 
@@ -66,11 +67,18 @@ def cited_rules(text: str, spec: Spec) -> list[str]:
 
 @cache
 def _load_cached(path: str | None) -> Spec:
-    data, source = load_yaml(path, "spec", ("intentgym.reward_models", "data/safety_spec.v1.yaml"))
-    if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
+    data, source = load_yaml(
+        path, "spec", ("intentgym.reward_models", "data/safety_spec.v1.yaml"), expect=dict
+    )
+    if not isinstance(data.get("categories"), list):
         raise IntentgymError(f"spec {source} needs 'categories:' (a list) and 'style:' rules")
+    first_seen: dict[str, str] = {}
 
     def rules(rows: Any, where: str) -> tuple[Rule, ...]:
+        if rows is not None and not isinstance(rows, list):
+            raise IntentgymError(
+                f"spec {source}, {where} rules must be a list, got {value_kind(rows)}"
+            )
         out = []
         for k, row in enumerate(rows or []):
             if not isinstance(row, dict) or not all(
@@ -80,21 +88,27 @@ def _load_cached(path: str | None) -> Spec:
             kind = row.get("kind", "style")
             if where != "style" and kind not in RULE_KINDS:
                 raise invalid_choice(f"spec {source} rule {row['id']} kind", kind, RULE_KINDS)
+            check_lengths(row, ["text"], f"spec {source}, {where} rule {k}")
+            if row["id"] in first_seen:
+                raise IntentgymError(
+                    f"spec {source} has duplicate rule ids: {row['id']!r} in {where} "
+                    f"(also in {first_seen[row['id']]})"
+                )
+            first_seen[row["id"]] = where
             out.append(Rule(row["id"], kind, row["text"].strip()))
         return tuple(out)
 
+    style = rules(data.get("style"), "style")
     categories = {}
     for row in data["categories"]:
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             raise IntentgymError(f"spec {source}: every category needs an 'id'")
+        if row["id"] in categories:
+            raise IntentgymError(f"spec {source} has duplicate category ids: {row['id']!r}")
         categories[row["id"]] = Category(
             row["id"], str(row.get("description", "")).strip(), rules(row.get("rules"), row["id"])
         )
-    spec = Spec(str(data.get("name", source)), rules(data.get("style"), "style"), categories)
-    all_ids = [r.id for r in spec.style] + [r.id for c in categories.values() for r in c.rules]
-    if len(set(all_ids)) != len(all_ids):
-        raise IntentgymError(f"spec {source} has duplicate rule ids")
-    return spec
+    return Spec(str(data.get("name", source)), style, categories)
 
 
 def load_spec(path: str | Path | None = None) -> Spec:

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intentgym.errors import IntentgymError
+from intentgym.files import check_length, value_kind
 from intentgym.generation import generate
 from intentgym.models import Policy
 from intentgym.probes.base import Metric, Probe, ProbeContext, ProbeResult, register_probe
-from intentgym.probes.data_files import read_rows, resolve
+from intentgym.probes.data_files import located_rows, resolve
 from intentgym.stats import mean_ci, proportion_ci
 
 TRAINING_CUE = (
@@ -39,6 +40,7 @@ class ComplianceConfig:
     max_items: int = field(
         default=0,
         metadata={
+            "min": 0,
             "limit": "probe_items",
             "unset": 0,
             "help": "Use only the first N requests (0: all).",
@@ -47,9 +49,9 @@ class ComplianceConfig:
     training_cue: str = field(default=TRAINING_CUE, metadata={"help": "System prompt: monitored."})
     unmonitored_cue: str = field(default=UNMONITORED_CUE, metadata={"help": "System prompt: not."})
     max_new_tokens: int = field(
-        default=64, metadata={"limit": "max_new_tokens", "help": "Reply length budget."}
+        default=64, metadata={"min": 1, "limit": "max_new_tokens", "help": "Reply length budget."}
     )
-    batch_size: int = field(default=32, metadata={"help": "Replies generated per batch."})
+    batch_size: int = field(default=32, metadata={"min": 1, "help": "Replies generated per batch."})
     refusal_judge: dict[str, Any] = field(
         default_factory=lambda: {"name": "regex", "preset": "refusal"},
         metadata={"help": "Reward-model spec: score >= 0.5 means the reply refuses."},
@@ -69,10 +71,20 @@ class ComplianceGapProbe(Probe[ComplianceConfig]):
         self.config = config
         path = resolve(config.requests, "request file")
         self.items = []
-        for k, row in enumerate(read_rows(path), start=1):
+        for where, row in located_rows(path, "request file"):
             if "id" not in row or not isinstance(row.get("request"), str):
-                raise IntentgymError(f"{path} item {k}: needs 'id' and 'request' (a string)")
+                got = (
+                    "field 'id' is missing"
+                    if "id" not in row
+                    else "field 'request' is missing"
+                    if "request" not in row
+                    else f"field 'request' is {value_kind(row['request'])}"
+                )
+                raise IntentgymError(f"{where}: needs 'id' and 'request' (a string); {got}")
+            check_length(row["request"], f"{where}: field 'request'")
             self.items.append(row)
+        if not self.items:
+            raise IntentgymError(f"request file {str(path)!r} has no requests")
         if config.max_items:
             self.items = self.items[: config.max_items]
         spec = dict(config.refusal_judge)

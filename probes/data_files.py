@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.files import check_length, read_jsonl_numbered, read_yaml, value_kind
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -30,39 +30,38 @@ def version_key(path: Path) -> tuple[str, int, str]:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL or YAML (a list of mappings) file, with one-line errors for bad input."""
-    if not path.is_file():
-        raise IntentgymError(f"probe data file {str(path)!r} does not exist")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    return [row for _, row in located_rows(path)]
 
-        try:
-            rows = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise IntentgymError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise IntentgymError(f"{path} must be a YAML list of mappings")
-        return rows
-    rows = []
-    for lineno, row in read_jsonl(path):
-        if not isinstance(row, dict):
-            raise IntentgymError(f"{path} line {lineno} is not a JSON object")
-        rows.append(row)
-    return rows
+
+def located_rows(path: Path, what: str = "probe data file") -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) for each row of a JSONL or YAML (a list of mappings) file: ``where`` names
+    the file and the line (JSONL) or the item (YAML), for errors about the row. Bad bytes, bad
+    syntax, a value that is not an object or a mapping: one line naming the file."""
+    if path.suffix in (".yaml", ".yml"):
+        rows = read_yaml(path, what)
+        if not isinstance(rows, list):
+            raise IntentgymError(
+                f"{what} {str(path)!r} must be a YAML list of mappings, got {value_kind(rows)}"
+            )
+        out = []
+        for k, row in enumerate(rows, start=1):
+            where = f"{what} {str(path)!r} item {k}"
+            if not isinstance(row, dict):
+                raise IntentgymError(
+                    f"{where}: expected a mapping, got {value_kind(row)} (the file must be a "
+                    "YAML list of mappings)"
+                )
+            out.append((where, row))
+        return out
+    return [
+        (f"{what} {str(path)!r} line {lineno}", row)
+        for lineno, row in read_jsonl_numbered(path, what)
+    ]
 
 
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:
-    """(line number, parsed value) for each non-blank line of a JSONL file."""
-    if not path.is_file():
-        raise IntentgymError(f"probe data file {str(path)!r} does not exist")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((lineno, json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise IntentgymError(f"malformed JSONL in {path} line {lineno}: {e.msg}") from None
-    return rows
+    """(line number, object) for each non-blank line of a JSONL file."""
+    return list(read_jsonl_numbered(path, "probe data file"))
 
 
 def resolve(name_or_path: str, what: str) -> Path:
@@ -80,13 +79,20 @@ def load_questions(name_or_path: str) -> list[dict[str, Any]]:
     """Open questions: ``{id, paraphrases: [...]}`` (or ``question: str``), optional ``domain``."""
     path = resolve(name_or_path, "question file")
     out = []
-    for k, row in enumerate(read_rows(path), start=1):
-        paraphrases = row.get("paraphrases", row.get("question"))
+    for where, row in located_rows(path, "question file"):
+        key = "paraphrases" if "paraphrases" in row else "question"
+        paraphrases: Any = row.get(key)
         if isinstance(paraphrases, str):
             paraphrases = [paraphrases]
-        if "id" not in row or not paraphrases or not all(isinstance(p, str) for p in paraphrases):
+        problem = _question_problem(row, key, paraphrases)
+        if problem:
             raise IntentgymError(
-                f"{path} item {k}: needs 'id' and 'paraphrases' (a list of strings) or 'question'"
+                f"{where}: needs 'id' and 'paraphrases' (a list of strings) or 'question' "
+                f"(a string); {problem}"
+            )
+        for j, text in enumerate(paraphrases):
+            check_length(
+                text, f"{where}: field {key!r}" + (f"[{j}]" if key == "paraphrases" else "")
             )
         out.append(
             {
@@ -96,5 +102,23 @@ def load_questions(name_or_path: str) -> list[dict[str, Any]]:
             }
         )
     if not out:
-        raise IntentgymError(f"{path} has no questions")
+        raise IntentgymError(f"question file {str(path)!r} has no questions")
     return out
+
+
+def _question_problem(row: dict[str, Any], key: str, paraphrases: Any) -> str:
+    """What is wrong with a question row ('' when nothing is)."""
+    if "id" not in row:
+        return "field 'id' is missing"
+    if isinstance(row["id"], list | dict) or row["id"] is None:
+        return f"field 'id' is {value_kind(row['id'])}"
+    if key not in row:
+        return "both are missing"
+    if not isinstance(paraphrases, list):
+        return f"field {key!r} is {value_kind(paraphrases)}"
+    if not paraphrases:
+        return f"field {key!r} is empty"
+    for j, text in enumerate(paraphrases):
+        if not isinstance(text, str):
+            return f"field {key!r}[{j}] is {value_kind(text)}"
+    return ""

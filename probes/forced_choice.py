@@ -36,10 +36,10 @@ from typing import Any
 
 from intentgym.choice import LABELS, normalise
 from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.files import brief, check_fields, check_lengths, read_jsonl_numbered
 from intentgym.generation import chat_prompts
 from intentgym.models import Policy
 from intentgym.probes.base import Metric, Probe, ProbeContext, ProbeResult, register_probe
-from intentgym.probes.data_files import read_jsonl
 from intentgym.scoring import continuation_logprobs
 from intentgym.stats import mean_ci, proportion_ci
 
@@ -57,6 +57,12 @@ DOMAIN_SETS = (
 SCORING = ("label", "answer", "both")
 _KEYS = ("id", "domain", "question", "aligned", "misaligned")
 _ANTHROPIC_KEYS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
+#: the published sets give an answer as " (A)" or, in a few files, as a list of them
+_ANTHROPIC_TYPES: dict[str, type | tuple[type, ...]] = {
+    "question": str,
+    "answer_matching_behavior": (str, list),
+    "answer_not_matching_behavior": (str, list),
+}
 _CHOICE = re.compile(r"^\s*\(([A-Z])\)", re.MULTILINE)
 
 
@@ -79,11 +85,21 @@ def load_set(name: str) -> list[dict[str, str]]:
     if name not in sets:
         raise invalid_choice("forced-choice set", name, sets)
     items = []
-    for lineno, item in read_jsonl(sets[name]):
-        if not isinstance(item, dict) or set(item) != set(_KEYS):
+    first_seen: dict[str, int] = {}
+    what = "forced-choice set"
+    for lineno, item in read_jsonl_numbered(sets[name], what):
+        if set(item) != set(_KEYS):
+            odd = sorted(set(item) ^ set(_KEYS))
             raise IntentgymError(
-                f"malformed item in {sets[name].name} line {lineno}: needs keys {', '.join(_KEYS)}"
+                f"malformed item in {sets[name].name} line {lineno}: needs keys "
+                f"{', '.join(_KEYS)} (missing or extra: {', '.join(odd)})"
             )
+        where = f"{what} {str(sets[name])!r} line {lineno}"
+        check_fields(item, dict.fromkeys(_KEYS, str), where)
+        check_lengths(item, _KEYS, where)
+        earlier = first_seen.setdefault(item["id"], lineno)
+        if earlier != lineno:
+            raise IntentgymError(f"{where}: duplicate id {item['id']!r} (first on line {earlier})")
         items.append(item)
     return items
 
@@ -91,21 +107,25 @@ def load_set(name: str) -> list[dict[str, str]]:
 def load_anthropic(path: str | Path) -> list[dict[str, Any]]:
     """Items of a model-written-evals JSONL: question, options' labels, the matching label."""
     path = Path(path).expanduser()
+    what = "probe file"
     items = []
-    for lineno, row in read_jsonl(path):
-        missing = [k for k in _ANTHROPIC_KEYS if not isinstance(row, dict) or k not in row]
+    for lineno, row in read_jsonl_numbered(path, what):
+        missing = [k for k in _ANTHROPIC_KEYS if k not in row]
         if missing:
             raise IntentgymError(
                 f"{path} line {lineno} is not in model-written-evals format: missing "
                 f"{', '.join(missing)} (needs {', '.join(_ANTHROPIC_KEYS)})"
             )
+        where = f"{what} {str(path)!r} line {lineno}"
+        check_fields(row, _ANTHROPIC_TYPES, where)
+        check_lengths(row, ["question"], where)
         labels = [f"({c})" for c in _CHOICE.findall(row["question"])]
         matching = _labels(row["answer_matching_behavior"])
         if len(labels) < 2 or not matching or not set(matching) <= set(labels):
             raise IntentgymError(
                 f"{path} line {lineno}: the question must list lettered choices like ' (A) ...' "
                 f"and answer_matching_behavior must name one of them "
-                f"(got {row['answer_matching_behavior']!r})"
+                f"(got {brief(row['answer_matching_behavior'])})"
             )
         items.append(
             {
@@ -143,10 +163,11 @@ class ForcedChoiceConfig:
         default_factory=list,
         metadata={"help": "Paths of JSONL files in Anthropic's model-written-evals format."},
     )
-    batch_size: int = field(default=8, metadata={"help": "Packed rows per forward pass."})
+    batch_size: int = field(default=8, metadata={"min": 1, "help": "Packed rows per forward pass."})
     max_items: int = field(
         default=0,
         metadata={
+            "min": 0,
             "limit": "probe_items",
             "unset": 0,
             "help": "Use only the first N items (0: all).",

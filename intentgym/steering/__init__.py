@@ -16,18 +16,22 @@ intentgym runs on transformers 5, so pip cannot install both. The three pieces i
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from intentgym.data import in_heldout
 from intentgym.errors import IntentgymError
+from intentgym.files import check_lengths, check_type, read_jsonl_numbered
 from intentgym.generation import chat_prompts
 from intentgym.models import Policy, eval_mode
+
+if TYPE_CHECKING:  # importlib.resources.abc is new in Python 3.11
+    from importlib.resources.abc import Traversable
 
 TRAITS = ("honesty", "kindness", "corrigibility", "benevolence")
 METHODS = ("mean_diff", "pca")
@@ -48,24 +52,27 @@ class Pair:
 def load_pairs(trait: str) -> list[Pair]:
     """A built-in trait's pairs (``TRAITS``), or a JSONL file by path with the same fields."""
     if trait in TRAITS:
-        text = resources.files(__package__).joinpath(f"data/{trait}.v1.jsonl").read_text()
+        source: Path | Traversable = resources.files(__package__).joinpath(f"data/{trait}.v1.jsonl")
         where = f"{trait}.v1.jsonl"
-    elif trait.endswith(".jsonl") and Path(trait).is_file():
-        text, where = Path(trait).read_text(), trait
+    elif trait.endswith(".jsonl"):
+        source, where = Path(trait), trait
     else:
         raise IntentgymError(
             f"unknown trait {trait!r}; valid: {', '.join(TRAITS)}, or a path to a .jsonl file"
         )
     pairs, seen = [], set()
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        missing = [k for k in ("id", "prompt", "positive", "negative") if not row.get(k)]
+    for lineno, row in read_jsonl_numbered(source, "trait pairs file"):
+        here = f"{where}:{lineno}"
+        missing = [k for k in ("id", *_TEXTS) if k not in row or row[k] in ("", None)]
         if missing:
-            raise IntentgymError(f"{where}:{lineno}: missing {', '.join(missing)}")
+            raise IntentgymError(f"{here}: missing {', '.join(missing)}")
+        for key in ("id", *_TEXTS):
+            check_type(row[key], str, f"{here}: field {key!r}")
+        if "trait" in row:
+            check_type(row["trait"], str, f"{here}: field 'trait'")
+        check_lengths(row, _TEXTS, here)
         if row["id"] in seen:
-            raise IntentgymError(f"{where}:{lineno}: duplicate id {row['id']!r}")
+            raise IntentgymError(f"{here}: duplicate id {row['id']!r}")
         seen.add(row["id"])
         pairs.append(Pair(row["id"], row.get("trait", trait), *(row[k] for k in _TEXTS)))
     if len(pairs) < 2:
