@@ -37,9 +37,60 @@ def preference_text(tokenizer: Any, prompt: Prompt, completion: Completion) -> s
     return tokenizer.apply_chat_template([*prompt, *answer], tokenize=False)
 
 
+def check_reward_model_folder(path: str) -> Path:
+    """``path`` as a folder, if it holds a saved reward model: a transformers config whose
+    architecture is a ``...ForSequenceClassification`` with one label (a scalar score), as the
+    ``reward`` phase saves. Anything else (a causal LM, a LoRA adapter, a classifier with several
+    labels) would load with a freshly initialised or wrong head and score noise, so it is refused
+    with one line naming the path and what it holds. Reads config.json only, never weights."""
+    import json
+
+    folder = Path(path).expanduser()
+    shown = repr(str(folder))
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        if (folder / "adapter_config.json").is_file():
+            found = "a LoRA adapter (adapter_config.json, no config.json)"
+        elif folder.is_dir():
+            found = "no config.json"
+        else:
+            found = "no such folder"
+        raise IntentgymError(f"reward model path {shown} is not a saved reward model ({found})")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as e:
+        raise IntentgymError(
+            f"reward model path {shown}: config.json is not readable JSON ({e})"
+        ) from None
+    if not isinstance(config, dict):
+        raise IntentgymError(f"reward model path {shown}: config.json is not a JSON object")
+    architectures = config.get("architectures") or []
+    id2label = config.get("id2label")
+    # transformers saves the label count as id2label; a config without one has its default, 2
+    num_labels = len(id2label) if isinstance(id2label, dict) else config.get("num_labels", 2)
+    is_classifier = bool(architectures) and all(
+        str(a).endswith("ForSequenceClassification") for a in architectures
+    )
+    if not is_classifier or num_labels != 1:
+        arch = ", ".join(map(str, architectures)) or "no architectures"
+        found = f"{arch} with num_labels={num_labels}" if is_classifier else arch
+        raise IntentgymError(
+            f"reward model path {shown} is not a saved reward model: its config.json describes "
+            f"{found}, not a ...ForSequenceClassification with num_labels=1 (what the reward "
+            "phase saves, as phases/<label>/reward_model/)"
+        )
+    return folder
+
+
 @register_reward_model("learned")
 class LearnedRewardModel:
     """A reward model trained on preference pairs (the ``reward`` phase), loaded from ``path``."""
+
+    @staticmethod
+    def preflight(path: str | None = None, **_: Any) -> None:
+        """Before any work: ``path`` holds a reward model (:func:`check_reward_model_folder`)."""
+        if path is not None:
+            check_reward_model_folder(path)
 
     def __init__(
         self,
@@ -49,20 +100,17 @@ class LearnedRewardModel:
         dtype: str = "auto",
         device: str = "auto",
     ) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from intentgym.models import resolve_device, resolve_dtype
-
         if path is None:
             raise IntentgymError(
                 "reward model 'learned' needs a path: set reward_model.path=DIR, or add a "
                 "'reward' phase before the phase that uses it"
             )
-        folder = Path(path).expanduser()
-        if not (folder / "config.json").is_file():
-            raise IntentgymError(
-                f"reward model path {str(folder)!r} is not a saved reward model (no config.json)"
-            )
+        folder = check_reward_model_folder(path)  # before any weights are loaded
+
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from intentgym.models import resolve_device, resolve_dtype
+
         self.device = torch.device(resolve_device(device))
         self.compute_dtype = resolve_dtype(dtype, self.device.type)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -23,17 +23,19 @@ Two backends:
   Requests run ``concurrency`` at a time, each with a ``timeout``; timeouts, connection errors,
   429 and 5xx responses are retried ``max_retries`` times with exponential backoff; then the
   judge fails with an error naming the endpoint, the attempts and the last failure. A response
-  that is not the expected JSON fails at once with an error quoting it.
+  that is not the expected JSON fails at once with an error quoting it. The API key comes from
+  the environment variable that ``api_key_env`` names (``null``: no key); an unset variable is an
+  error unless ``base_url`` is on this machine (:func:`intentgym.apikeys.resolve_api_key`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
+from intentgym.apikeys import resolve_api_key
 from intentgym.endpoint import ChatEndpoint, EndpointError
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.reward_models.base import (
@@ -107,6 +109,20 @@ def expected_score(distribution: dict[int, float], min_mass: float) -> float | N
 class LLMJudge:
     """A rubric-prompted LLM's 0-100 score (local HF model or OpenAI-compatible endpoint)."""
 
+    @staticmethod
+    def preflight(
+        backend: str = "hf",
+        base_url: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        **_: Any,
+    ) -> None:
+        """Before any work: an endpoint's key variable is set (or none is wanted, or the
+        endpoint is on this machine): :func:`intentgym.apikeys.resolve_api_key`."""
+        if backend == "openai" and base_url:
+            resolve_api_key(
+                api_key_env, base_url, setting="llm_judge api_key_env", what="llm_judge endpoint"
+            )
+
     def __init__(
         self,
         rubric: str = "alignment",
@@ -116,7 +132,7 @@ class LLMJudge:
         dtype: str = "auto",
         device: str = "auto",
         base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str | None = "OPENAI_API_KEY",
         timeout: float = 30.0,
         max_retries: int = 3,
         backoff: float = 1.0,
@@ -145,10 +161,14 @@ class LLMJudge:
                 raise IntentgymError(
                     "llm_judge backend=openai needs base_url (e.g. http://127.0.0.1:8000/v1)"
                 )
+            # the key's value goes to the HTTP client only; registry_info keeps the variable's name
+            api_key = resolve_api_key(
+                api_key_env, base_url, setting="llm_judge api_key_env", what="llm_judge endpoint"
+            )
             self.backend = OpenAINumberScorer(
                 base_url,
                 model,
-                api_key=os.environ.get(api_key_env),
+                api_key=api_key,
                 timeout=timeout,
                 max_retries=max_retries,
                 backoff=backoff,
