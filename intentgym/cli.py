@@ -22,6 +22,19 @@ from omegaconf import DictConfig, OmegaConf
 from intentgym.errors import IntentgymError, invalid_choice
 
 CONF_DIR = Path(__file__).parent / "conf"
+
+
+def register_resolvers() -> None:
+    """``${intentgym_id:}``: a random 8-hex id, one per process (cached), for unique run dirs."""
+    import secrets
+
+    if not OmegaConf.has_resolver("intentgym_id"):
+        OmegaConf.register_new_resolver(
+            "intentgym_id", lambda: secrets.token_hex(4), use_cache=True
+        )
+
+
+register_resolvers()
 GROUPS = ("model", "env", "trainer", "reward_model", "probes", "logger", "experiment", "debug")
 USAGE = """usage: intentgym [--version] COMMAND [ARGS]
 
@@ -118,22 +131,32 @@ def hydra_main(cfg: DictConfig) -> None:
     from hydra.types import RunMode
 
     from intentgym.runner import execute, plan_run
+    from intentgym.runstate import RunInterrupted
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     group = Path(hc.sweep.dir).name if multirun else None
     raw: Any = OmegaConf.to_container(cfg, resolve=True)
+    # a sweep's jobs share base-model probe results on disk, whatever process runs them
+    base_cache = Path(hc.sweep.dir) / ".base_cache" if multirun else None
     try:
         plan = plan_run(raw)
-        execute(plan, run_dir, group=group)
-    except IntentgymError as e:
+        execute(plan, run_dir, group=group, base_cache=base_cache)
+    except Exception as e:
+        if not isinstance(e, IntentgymError) and not multirun:
+            raise  # a bug in a single run: the traceback helps (execute wrote FAILED)
+        message = str(e) if isinstance(e, IntentgymError) else f"{type(e).__name__}: {e}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "FAILED").write_text(f"{e}\n")
-        print(f"error: {e}", file=sys.stderr)
+        failed = run_dir / "FAILED"
+        if not failed.exists():  # execute writes its own; a plan error has none yet
+            failed.write_text(f"{message}\n")
+        print(f"error: {message}", file=sys.stderr)
+        if isinstance(e, RunInterrupted):  # the whole command stops, not just this job
+            raise SystemExit(130) from None
         if not multirun:
             raise SystemExit(2) from None
-        # In a sweep the other jobs still run; the report lists this one as incomplete and the
+        # In a sweep the other jobs still run; the report lists this one as failed and the
         # command exits with status 2 at the end.
         _FAILED_JOBS.append(str(run_dir))
 
@@ -192,8 +215,11 @@ def precheck(overrides: list[str]) -> None:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from intentgym.apikeys import check_overrides
     from intentgym.envs import ENVS, env_framings
 
+    # a literal key on the command line is refused before Hydra writes it to .hydra/
+    check_overrides(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as e:  # Hydra's own message is precise; keep it on one line
@@ -256,6 +282,22 @@ def run(args: list[str]) -> None:
         print(run_usage())
         return
     SEARCH_DIRS[:] = search_dirs(args)
+    if "--dry-run" in args:  # the validated plan, nothing loaded or run
+        from intentgym.config_view import plan_text
+
+        rest = [a for a in args if a != "--dry-run"]
+        extra = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in SEARCH_DIRS)}]"]
+        print(
+            plan_text(
+                overrides_in(rest)
+                + (
+                    extra
+                    if SEARCH_DIRS and not any(a.startswith("hydra.searchpath=") for a in rest)
+                    else []
+                )
+            )
+        )
+        return
     precheck(overrides_in(args))
     register_plugin_configs()
     sys.argv = ["intentgym", *args]
@@ -360,6 +402,9 @@ def _first_framing(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from intentgym.offline import disable_telemetry
+
+    disable_telemetry()  # before huggingface_hub is first imported: it reads these at import
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args or args[0] in ("-h", "--help", "help"):

@@ -195,3 +195,100 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False).strip()
+
+
+# Rates measured on the 2-core reference CPU for SmolLM2-135M (docs/experiments.md; issue 20):
+# LoRA SFT ~120 trained tokens/s, sampling ~108 generated tokens/s (HF generate, batch 16),
+# forced-choice scoring ~12 items/s; a demonstration is ~225 tokens. Estimates for other models
+# are not given: the rates do not transfer.
+_RATES = {"train_tok_s": 120.0, "gen_tok_s": 108.0, "choice_items_s": 12.0, "tok_per_example": 225}
+_ESTIMATED_MODELS = ("smollm2-135m",)
+
+
+def plan_text(overrides: list[str]) -> str:
+    """What ``intentgym run --dry-run OVERRIDES`` prints: the validated plan -- phases with their
+    budgets and what they hand on, the probes and their items, where probes run -- and a rough
+    time estimate. Nothing is loaded or run."""
+    from intentgym.runner import plan_run
+
+    raw, sweep = compose_run_config(overrides)
+    plan = plan_run(raw)
+    rm = plan.reward_model
+    lines = [
+        f"# intentgym run --dry-run {' '.join(overrides)}".rstrip(),
+        f"model {plan.model.name}, env {plan.env.name} (framing {plan.env.framing}), "
+        f"trainer {plan.trainer_name}, seed {plan.seed}, reward model {rm[0] if rm else 'none'}",
+    ]
+    if sweep:
+        lines.append("sweep (run -m): " + "  ".join(f"{k}={v}" for k, v in sweep.items()))
+    seconds = 0.0
+    estimate = plan.model.name in _ESTIMATED_MODELS
+    probe_passes = ["base"] + [label for label, p in plan.phases if p.changes_policy]
+    lines += ["", f"probes, run {len(probe_passes)}x ({', '.join(probe_passes)}):"]
+    per_pass = 0.0
+    for probe in plan.probes:
+        desc = probe.describe()
+        cost = _probe_seconds(probe, desc)
+        per_pass += cost
+        lines.append(f"  {probe.name:16s} {_short(desc)}")
+    seconds += per_pass * len(probe_passes)
+    lines += ["", "phases:" if plan.phases else "phases: none (base-model probes only)"]
+    for label, phase in plan.phases:
+        budget, cost = _phase_budget(phase.config)
+        seconds += cost
+        made = ", ".join(a.__name__ for a in phase.produces)
+        extra = f"; makes {made}" if made else ""
+        probed = "" if phase.changes_policy else "; policy unchanged, no probes after it"
+        lines.append(f"  {label:16s} {type(phase).__name__}: {budget}{extra}{probed}")
+    lines.append("")
+    if estimate:
+        lines.append(
+            f"estimated time: ~{max(1, round(seconds / 60))} min on a 2-core CPU (rough: from "
+            "measured SFT, sampling and scoring rates; replies that stop early make it less)"
+        )
+    else:
+        lines.append(f"estimated time: not estimated for model {plan.model.name}")
+    return "\n".join(lines)
+
+
+def _short(desc: dict[str, Any]) -> str:
+    parts = []
+    for key, value in desc.items():
+        if isinstance(value, dict):
+            value = f"{sum(v for v in value.values() if isinstance(v, int))} in {len(value)} sets"
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def _probe_seconds(probe: Any, desc: dict[str, Any]) -> float:
+    c = probe.config
+    if probe.name == "forced_choice":
+        n = sum(desc.get("items", {}).values())
+        passes = 2 if getattr(c, "scoring", "label") == "both" else 1
+        return 2 * n * passes / _RATES["choice_items_s"]  # both option orders
+    prompts = desc.get("prompts") or desc.get("items") or 0
+    if isinstance(prompts, dict):
+        prompts = sum(prompts.values())
+    per = getattr(c, "samples", 1) * (2 if probe.name == "compliance_gap" else 1)
+    return float(prompts) * per * getattr(c, "max_new_tokens", 0) / _RATES["gen_tok_s"]
+
+
+def _phase_budget(c: Any) -> tuple[str, float]:
+    n = next(
+        (getattr(c, k) for k in ("num_examples", "num_pairs", "num_prompts") if hasattr(c, k)), 0
+    )
+    epochs = getattr(c, "epochs", 1.0)
+    batch = getattr(c, "batch_size", 1) * getattr(c, "grad_accum", 1)
+    # GRPO/RLOO batches count completions: num_generations per prompt
+    group = getattr(c, "num_generations", 1) if getattr(c, "algorithm", "ppo") != "ppo" else 1
+    steps = max(1, -(-int(n * group * epochs) // max(1, batch))) if n else 0
+    max_steps = getattr(c, "max_steps", -1)
+    if max_steps and max_steps > 0:
+        steps = min(steps, max_steps) if steps else max_steps
+    samples = getattr(c, "samples_per_prompt", None) or getattr(c, "num_generations", None) or 1
+    generated = n * samples * getattr(c, "max_new_tokens", 0) if hasattr(c, "temperature") else 0
+    trained = steps * batch * _RATES["tok_per_example"]
+    text = f"{n} examples, {epochs:g} epoch(s), ~{steps} optimiser steps of {batch}"
+    if generated:
+        text += f", <= {generated:,} generated tokens"
+    return text, trained / _RATES["train_tok_s"] + generated / _RATES["gen_tok_s"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from intentgym.errors import IntentgymError
+from intentgym.files import kind_name, read_yaml, value_kind
 
 D = TypeVar("D")
 
@@ -25,7 +26,26 @@ def build_dataclass(cls: type[D], values: Mapping[str, Any], where: str) -> D:
         )
     hints = typing.get_type_hints(cls)
     checked = {k: _check(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in checked:
+            check_range(checked[f.name], f.metadata, f"{where}.{f.name}")
     return cls(**checked)
+
+
+#: field metadata keys that bound a number: value >= min, > gt, <= max, < lt
+BOUNDS = {"min": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
+          "max": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}  # fmt: skip
+
+
+def check_range(value: Any, metadata: Mapping[str, Any], where: str) -> None:
+    """A one-line error when a number is outside the bounds its field declares, e.g.
+    ``field(default=1.0, metadata={"gt": 0, "help": ...})``; None passes (an unset option)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    for key, (_sign, ok) in BOUNDS.items():
+        if key in metadata and not ok(value, metadata[key]):
+            bounds = ", ".join(f"{BOUNDS[k][0]} {metadata[k]}" for k in BOUNDS if k in metadata)
+            raise IntentgymError(f"{where} must be {bounds}, got {value!r}")
 
 
 def _check(value: Any, annotation: Any, where: str) -> Any:
@@ -70,19 +90,26 @@ def _type_error(where: str, expected: str, value: Any) -> IntentgymError:
     return IntentgymError(f"{where} must be {expected}, got {value!r}")
 
 
-def load_yaml(path: str | Path | None, what: str, default: tuple[str, str]) -> tuple[Any, str]:
+def load_yaml(
+    path: str | Path | None,
+    what: str,
+    default: tuple[str, str],
+    *,
+    expect: type | None = None,
+) -> tuple[Any, str]:
     """A YAML file's data and a name for it in errors: ``path``, or when it is None the packaged
-    ``default`` = (package, relative path). A missing or unparsable file is a one-line error."""
-    import yaml
-
+    ``default`` = (package, relative path). A missing, undecodable or unparsable file, or (with
+    ``expect``) one whose top level is not of that type, is a one-line error naming the file."""
     if path is None:
         package, relative = default
-        text = resources.files(package).joinpath(relative).read_text()
-        return yaml.safe_load(text), f"the default {what}"
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise IntentgymError(f"{what} file {str(file)!r} does not exist")
-    try:
-        return yaml.safe_load(file.read_text()), str(file)
-    except yaml.YAMLError as e:
-        raise IntentgymError(f"{what} {file} is not valid YAML: {e}") from None
+        data = read_yaml(resources.files(package).joinpath(relative), f"the default {what}")
+        source = f"the default {what}"
+    else:
+        file = Path(path).expanduser()
+        data, source = read_yaml(file, f"{what} file"), str(file)
+    if expect is not None and not isinstance(data, expect):
+        shape = "a YAML mapping (key: value lines)" if expect is dict else kind_name(expect)
+        raise IntentgymError(
+            f"{what} {source} must be {shape} at the top level, got {value_kind(data)}"
+        )
+    return data, source

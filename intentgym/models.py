@@ -113,6 +113,29 @@ def check_model_name(name: str) -> None:
     )
 
 
+def check_model_available(name: str) -> None:
+    """Before any work: a one-line error when ``name`` cannot be loaded on this machine -- the
+    SmolLM2 wheel missing (and no converted copy cached), a local folder that is not there, or a
+    hub model that is not cached while the hub is offline (``HF_HUB_OFFLINE=1``)."""
+    check_model_name(name)
+    if name == "smollm2-135m":
+        if not (cache_dir() / "models" / name).is_dir():
+            smollm2_gguf_file()  # raises with the install hint
+        return
+    if name in BUILTIN_MODELS or Path(name).expanduser().is_dir():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if not isinstance(cached, str) and offline:
+        raise IntentgymError(
+            f"model {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: fetch it "
+            f"on a machine with network (`huggingface-cli download {name}`), copy the cache "
+            "(~/.cache/huggingface/hub), or pass a local folder as model.name"
+        )
+
+
 #: decoder layers of the built-in models (a test checks these against the loaded models)
 BUILTIN_LAYERS = {"smollm2-135m": 30, "tiny-random": 2}
 

@@ -20,6 +20,8 @@ place (:class:`intentgym.api.rewards.RunRewardModels`).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -108,6 +110,10 @@ class RunSettings:
     #: how trainer=deliberative presents the spec reasoning (conf: ``reasoning_frame=...``)
     reasoning_frame: str = "private"
     progress: bool = True
+    #: continue the run in this dir from its last completed phase (or training checkpoint)
+    resume: bool = False
+    #: replace whatever run this dir holds
+    overwrite: bool = False
     model: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=dict)
@@ -127,10 +133,10 @@ class Limits:
     replaces. Nothing is guessed from attribute names.
     """
 
-    train_examples: int | None = None
-    train_steps: int | None = None
-    probe_items: int | None = None
-    max_new_tokens: int | None = None
+    train_examples: int | None = field(default=None, metadata={"min": 1})
+    train_steps: int | None = field(default=None, metadata={"min": 1})
+    probe_items: int | None = field(default=None, metadata={"min": 1})
+    max_new_tokens: int | None = field(default=None, metadata={"min": 1})
 
     def apply(self, config: Any) -> None:
         import dataclasses
@@ -168,6 +174,8 @@ class Plan:
     raw: dict[str, Any]
     #: the run's reward model: (registry name, constructor arguments), or None
     reward_model: tuple[str, dict[str, Any]] | None = None
+    resume: bool = False
+    overwrite: bool = False
 
     @property
     def framing(self) -> str:
@@ -184,21 +192,30 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     from intentgym.api.phase import phase_class
     from intentgym.api.probe import probe_class
     from intentgym.api.requirements import RunFacts
-    from intentgym.api.reward import REWARD_MODELS
+    from intentgym.api.reward import REWARD_MODELS, preflight_reward_model
+    from intentgym.apikeys import check_endpoint_keys, check_no_literal_secrets
     from intentgym.envs import load_chat_jsonl
-    from intentgym.models import check_model_name, model_num_layers, resolve_device, resolve_dtype
+    from intentgym.models import (
+        check_model_available,
+        model_num_layers,
+        resolve_device,
+        resolve_dtype,
+    )
 
+    check_no_literal_secrets(cfg)  # before anything quotes a value in an error message
     top = build_dataclass(RunSettings, cfg, "the run config")
     model = build_dataclass(ModelSettings, top.model, "model")
     resolve_dtype(model.dtype)
     resolve_device(model.device)
-    check_model_name(model.name)
+    check_model_available(model.name)
     env = env_settings(top.env)
     if env.options.get("demonstrations_path"):
         # a bad file fails now, not after the base probes
         load_chat_jsonl(env.options["demonstrations_path"])
     logger = build_dataclass(LoggerSettings, top.logger, "logger")
     limits = build_dataclass(Limits, top.limits, "limits")
+    if top.resume and top.overwrite:
+        raise IntentgymError("resume=true and overwrite=true contradict each other; pick one")
     if logger.name not in ("none", "wandb"):
         raise invalid_choice("logger", logger.name, ["none", "wandb"])
     if logger.mode not in ("auto", "online", "offline", "disabled"):
@@ -269,6 +286,14 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
         facts = replace(facts, artifacts=facts.artifacts | frozenset(phase.produces))
     for probe in probes:
         probe.requirements().check(f"probes.{probe.name}", facts)
+    # what each component will load (wheels, files, judge models, endpoint keys) is there
+    check_endpoint_keys(cfg)
+    if reward_model is not None and not _trained_in_run(reward_model):
+        preflight_reward_model({"name": reward_model[0], **reward_model[1]}, "reward_model")
+    for _, phase in phases:
+        phase.preflight()
+    for probe in probes:
+        probe.preflight()
     return Plan(
         top.seed,
         top.progress,
@@ -280,63 +305,108 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
         logger,
         cfg,
         reward_model,
+        top.resume,
+        top.overwrite,
     )
 
 
-def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
-    """Run a validated plan in ``run_dir``; returns the path of ``results.jsonl``."""
+#: what a run dir holds once a run has used it (besides Hydra's .hydra/ and log, and config.yaml)
+RUN_FILES = (
+    "results.jsonl",
+    "results.partial.jsonl",
+    "FAILED",
+    "checkpoint.json",
+    "checkpoint_artifacts.pkl",
+    "reward_model.json",
+)
+RUN_DIRS = ("phases", "records")
+
+
+def execute(
+    plan: Plan, run_dir: Path, *, group: str | None = None, base_cache: Path | None = None
+) -> Path:
+    """Run a validated plan in ``run_dir``; returns the path of ``results.jsonl``.
+
+    After the base probes and after every phase (with its probes) the run is checkpointed in
+    ``checkpoint.json`` (the rows so far, completed phases, reward-model records) and
+    ``checkpoint_artifacts.pkl`` (the typed artifacts); ``plan.resume`` continues from there,
+    rebuilding the policy from the completed phases' saved adapters or weights. A dir that
+    already holds a run is refused unless the plan resumes or overwrites it. ``base_cache``: a
+    folder where a sweep's jobs share base-model probe results across processes.
+    """
     import transformers
 
+    from intentgym import runstate
     from intentgym.api.artifacts import Artifacts
     from intentgym.api.env import make_env
     from intentgym.api.phase import PhaseContext
     from intentgym.api.probe import ProbeContext
     from intentgym.api.rewards import RunRewardModels
+    from intentgym.files import atomic_write_jsonl, atomic_write_text
     from intentgym.models import load_policy
+    from intentgym.offline import disable_telemetry, offline_unless_hub
     from intentgym.tracking import NullTracker, WandbTracker
 
+    disable_telemetry()  # no network at run time unless an endpoint or a hub model needs it
+    offline_unless_hub(plan.model.name, plan.raw)
     run_dir.mkdir(parents=True, exist_ok=True)
     partial = run_dir / "results.partial.jsonl"
     final = run_dir / "results.jsonl"
     failed = run_dir / "FAILED"
-    for stale in (partial, final, failed, run_dir / "reward_model.json"):
-        stale.unlink(missing_ok=True)
-    (run_dir / "config.yaml").write_text(_yaml(plan.raw))
+    checkpoint = _Checkpoint(run_dir)
+    used = [n for n in (*RUN_FILES, *RUN_DIRS) if (run_dir / n).exists()]
+    state = None
+    if used and plan.overwrite:
+        _clear_run(run_dir)
+    elif used and plan.resume:
+        if final.exists():
+            log.info("%s is complete (results.jsonl): nothing to resume", run_dir)
+            return final
+        state = checkpoint.load(plan.raw)
+    elif used:
+        raise IntentgymError(
+            f"{run_dir} already holds a run ({used[0]}); pass resume=true to continue it or "
+            "overwrite=true to replace it"
+        )
+    failed.unlink(missing_ok=True)
+    atomic_write_text(run_dir / "config.yaml", _yaml(plan.raw))
 
     tracker: Any = NullTracker()
     ok = False
+    rows_so_far: list[dict[str, Any]] = list(state["rows"]) if state else []
+    completed: list[str] = list(state["completed"]) if state else []
+    runstate.enter_phase("setup")
     try:
-        transformers.set_seed(plan.seed)
-        env = make_env(plan.env.name, framing=plan.env.framing, **plan.env.options)
-        policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
-        dtype = str(policy.compute_dtype).removeprefix("torch.")
-        if plan.logger.name == "wandb":
-            tracker = WandbTracker(
-                project=plan.logger.project,
-                config=plan.raw,
-                run_dir=run_dir,
-                name=f"{plan.trainer_name}-{plan.framing}-s{plan.seed}",
-                group=plan.logger.group or group,
-                mode=plan.logger.mode,
-                tags=plan.logger.tags,
-            )
-        context = {
-            "model": plan.model.name,
-            "dtype": dtype,
-            "env": plan.env.name,
-            "framing": plan.framing,
-            "trainer": plan.trainer_name,
-            "seed": plan.seed,
-        }
-        probe_ctx = ProbeContext(env=env, seed=plan.seed, progress=plan.progress)
-        with partial.open("w") as out:
+        with runstate.signals_interrupt():
+            transformers.set_seed(plan.seed)
+            env = make_env(plan.env.name, framing=plan.env.framing, **plan.env.options)
+            policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
+            dtype = str(policy.compute_dtype).removeprefix("torch.")
+            if plan.logger.name == "wandb":
+                tracker = WandbTracker(
+                    project=plan.logger.project,
+                    config=plan.raw,
+                    run_dir=run_dir,
+                    name=f"{plan.trainer_name}-{plan.framing}-s{plan.seed}",
+                    group=plan.logger.group or group,
+                    mode=plan.logger.mode,
+                    tags=plan.logger.tags,
+                )
+            context = {
+                "model": plan.model.name,
+                "dtype": dtype,
+                "env": plan.env.name,
+                "framing": plan.framing,
+                "trainer": plan.trainer_name,
+                "seed": plan.seed,
+            }
+            probe_ctx = ProbeContext(env=env, seed=plan.seed, progress=plan.progress)
 
             def emit(phase: str, rows: list[dict[str, Any]], records: dict[str, list[Any]]) -> None:
-                for row in rows:
-                    out.write(json.dumps(row) + "\n")
-                out.flush()
+                rows_so_far.extend(rows)
+                atomic_write_jsonl(partial, rows_so_far)
                 for name, recs in records.items():
-                    _write_records(run_dir / "records" / phase / f"{name}.jsonl", recs)
+                    atomic_write_jsonl(run_dir / "records" / phase / f"{name}.jsonl", recs)
                 tracker.log_rows(rows)
                 for row in rows:
                     log.info(
@@ -350,6 +420,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     )
 
             def probe(phase: str) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+                runstate.enter_phase(f"{phase} (probes)")
                 all_rows: list[dict[str, Any]] = []
                 all_records: dict[str, list[Any]] = {}
                 for p in plan.probes:
@@ -361,7 +432,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     all_records[p.name] = result.records
                 return all_rows, all_records
 
-            artifacts = Artifacts()
+            artifacts = state["artifacts"] if state else Artifacts()
             label_now = {"phase": ""}
 
             def record_reward_models(records: list[dict[str, Any]]) -> None:
@@ -378,23 +449,34 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                 tracker.update_config({"reward_model": info})
 
             rewards = RunRewardModels(plan.reward_model, on_record=record_reward_models)
+            if state:
+                rewards.records = state["reward_models"]
             if plan.reward_model and not _trained_in_run(plan.reward_model):
                 # built now, so bad arguments fail before the base probes, and recorded
                 # (reward_model.json, W&B config) even when no phase uses it
                 rewards.configured(None)
-            key = _base_key(plan, env)
-            if key is not None and key in _BASE_RESULTS:
-                log.info(
-                    "base-model probes: reusing this sweep's results (same model, probes, seed)"
-                )
-                rows, records = _BASE_RESULTS[key]
-                emit("base", [{**r, **context} for r in rows], records)
+            if "base" in completed:
+                log.info("resuming %s after: %s", run_dir, ", ".join(completed))
             else:
-                base = probe("base")
-                if key is not None:  # only complete evaluations are shared
-                    _BASE_RESULTS[key] = base
+                key = _base_key(plan, env)
+                cached = _cached_base(key, base_cache)
+                if cached is not None:
+                    log.info("base-model probes: reusing this sweep's (same model, probes, seed)")
+                    rows, records = cached
+                    emit("base", [{**r, **context} for r in rows], records)
+                else:
+                    base = probe("base")
+                    if key is not None:  # only complete evaluations are shared
+                        _store_base(key, base, base_cache)
+                completed.append("base")
+                checkpoint.save(plan.raw, completed, rows_so_far, artifacts, rewards.records)
             for label, phase in plan.phases:
+                if label in completed:  # resume: replay what the phase did to the policy
+                    if phase.changes_policy:
+                        _replay_weights(policy, run_dir / "phases" / label, label)
+                    continue
                 log.info("phase %s: training", label)
+                runstate.enter_phase(label)
                 # Training must not depend on how much randomness the probes consumed (or
                 # whether base results were reused): adapters are initialised from this seed.
                 transformers.set_seed(plan.seed)
@@ -407,6 +489,7 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     artifacts=artifacts,
                     rewards=rewards,
                     label=label,
+                    resume=plan.resume,
                 )
                 phase_ctx.output_dir.mkdir(parents=True, exist_ok=True)
                 trained_before = artifacts.get(TrainedRewardModel)
@@ -423,14 +506,153 @@ def execute(plan: Plan, run_dir: Path, *, group: str | None = None) -> Path:
                     probe(label)
                 else:  # e.g. the reward phase trains a reward model, not the policy
                     log.info("phase %s left the policy unchanged: no probes after it", label)
-        partial.rename(final)
+                completed.append(label)
+                checkpoint.save(plan.raw, completed, rows_so_far, artifacts, rewards.records)
+            runstate.enter_phase("finish")
+        partial.replace(final)
+        checkpoint.remove()  # results.jsonl now says the run is complete
         ok = True
     except BaseException as e:
-        failed.write_text(f"{type(e).__name__}: {e}\n")
+        message = str(e) if isinstance(e, IntentgymError) else f"{type(e).__name__}: {e}"
+        if isinstance(e, KeyboardInterrupt):
+            message = f"interrupted {runstate.STATE.where()}"
+        with contextlib.suppress(OSError):
+            failed.write_text(f"{message}\n")
         raise
     finally:
         tracker.finish(ok)
     return final
+
+
+class _Checkpoint:
+    """The run's progress after each completed unit (base probes, each phase with its probes)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.state = run_dir / "checkpoint.json"
+        self.artifacts = run_dir / "checkpoint_artifacts.pkl"
+
+    def save(
+        self,
+        config: dict[str, Any],
+        completed: list[str],
+        rows: list[dict[str, Any]],
+        artifacts: Any,
+        reward_models: list[dict[str, Any]],
+    ) -> None:
+        import pickle
+
+        from intentgym.files import atomic_write_text
+
+        try:
+            blob = pickle.dumps(artifacts)
+        except Exception as e:  # an artifact that cannot be saved: the run cannot resume here
+            log.warning(
+                "artifacts of %s cannot be checkpointed (%s): resume will restart", completed[-1], e
+            )
+            return
+        tmp = self.artifacts.with_name(f".{self.artifacts.name}.tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(self.artifacts)
+        state = {
+            "config": _comparable(config),
+            "completed": completed,
+            "rows": rows,
+            "reward_models": reward_models,
+        }
+        atomic_write_text(self.state, json.dumps(state, default=str) + "\n")
+
+    def remove(self) -> None:
+        self.state.unlink(missing_ok=True)
+        self.artifacts.unlink(missing_ok=True)
+
+    def load(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The saved progress, or None when there is none (the run then starts over)."""
+        import pickle
+
+        if not self.state.is_file() or not self.artifacts.is_file():
+            log.info("resume: no checkpoint in %s; starting from the beginning", self.state.parent)
+            return None
+        try:
+            state = json.loads(self.state.read_text())
+            state["artifacts"] = pickle.loads(self.artifacts.read_bytes())
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError) as e:
+            raise IntentgymError(f"cannot resume: {self.state} is unreadable ({e})") from None
+        if state.get("config") != _comparable(config):
+            raise IntentgymError(
+                f"cannot resume {self.state.parent}: its config differs from this run's "
+                "(compare its config.yaml); resume with the same overrides, or overwrite=true"
+            )
+        return state
+
+
+def _comparable(config: dict[str, Any]) -> Any:
+    """The config without the keys that say what to do with the run dir."""
+    out = {k: v for k, v in config.items() if k not in ("resume", "overwrite", "progress")}
+    return json.loads(json.dumps(out, default=str))
+
+
+def _clear_run(run_dir: Path) -> None:
+    import shutil
+
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_DIRS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def _replay_weights(policy: Any, phase_dir: Path, label: str) -> None:
+    """Apply what a completed phase did to the policy, from the adapter or weights it saved."""
+    import torch
+
+    adapter, full = phase_dir / "adapter", phase_dir / "model"
+    if adapter.is_dir():
+        from peft import PeftModel
+
+        from intentgym.models import merge_adapter
+
+        policy.model = PeftModel.from_pretrained(policy.model, str(adapter))
+        merge_adapter(policy)
+    elif full.is_dir():
+        from transformers import AutoModelForCausalLM
+
+        device = policy.device
+        model = AutoModelForCausalLM.from_pretrained(str(full), dtype=torch.float32)
+        model.generation_config.pad_token_id = policy.tokenizer.pad_token_id
+        policy.model = model.to(device)
+    else:
+        raise IntentgymError(
+            f"cannot resume: phase {label!r} changed the policy but saved neither adapter/ nor "
+            f"model/ in {phase_dir}; run again with overwrite=true"
+        )
+    policy.model.eval()
+
+
+def _cached_base(key: str | None, folder: Path | None) -> Any:
+    """Base-model probe results of this process or of another job of the sweep (on disk)."""
+    if key is None:
+        return None
+    if key in _BASE_RESULTS:
+        return _BASE_RESULTS[key]
+    if folder is not None:
+        path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+        if path.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(path.read_text())
+                _BASE_RESULTS[key] = (data["rows"], data["records"])
+                return _BASE_RESULTS[key]
+    return None
+
+
+def _store_base(key: str, base: Any, folder: Path | None) -> None:
+    from intentgym.files import atomic_write_text
+
+    _BASE_RESULTS[key] = base
+    if folder is not None:
+        path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+        rows, records = base
+        atomic_write_text(
+            path, json.dumps({"key": key, "rows": rows, "records": records}, default=str)
+        )
 
 
 def _trained_in_run(spec: tuple[str, dict[str, Any]]) -> bool:
@@ -453,13 +675,6 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     tmp.replace(path)
-
-
-def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        for r in records:
-            f.write(json.dumps(r, default=str) + "\n")
 
 
 def _yaml(obj: Any) -> str:

@@ -33,12 +33,13 @@ class CapabilityConfig:
     max_items: int = field(
         default=0,
         metadata={
+            "min": 0,
             "limit": "probe_items",
             "unset": 0,
             "help": "First N paragraphs and questions (0: all).",
         },
     )
-    batch_size: int = field(default=8, metadata={"help": "Packed rows per forward pass."})
+    batch_size: int = field(default=8, metadata={"min": 1, "help": "Packed rows per forward pass."})
 
 
 @register_probe("capability")

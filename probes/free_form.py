@@ -40,21 +40,24 @@ class FreeFormConfig:
         default_factory=lambda: ["first_plot"],
         metadata={"help": "Built-in question files (first_plot, open_questions) or paths."},
     )
-    paraphrases: int = field(default=0, metadata={"help": "Paraphrases per question (0: all)."})
-    samples: int = field(default=4, metadata={"help": "Sampled answers per paraphrase."})
+    paraphrases: int = field(
+        default=0, metadata={"min": 0, "help": "Paraphrases per question (0: all)."}
+    )
+    samples: int = field(default=4, metadata={"min": 1, "help": "Sampled answers per paraphrase."})
     max_items: int = field(
         default=0,
         metadata={
+            "min": 0,
             "limit": "probe_items",
             "unset": 0,
             "help": "Use only the first N questions (0: all).",
         },
     )
     max_new_tokens: int = field(
-        default=128, metadata={"limit": "max_new_tokens", "help": "Answer length budget."}
+        default=128, metadata={"min": 1, "limit": "max_new_tokens", "help": "Answer length budget."}
     )
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
-    batch_size: int = field(default=32, metadata={"help": "Answers generated per batch."})
+    temperature: float = field(default=1.0, metadata={"min": 0, "help": "Sampling temperature."})
+    batch_size: int = field(default=32, metadata={"min": 1, "help": "Answers generated per batch."})
     alignment_judge: dict[str, Any] = field(
         default_factory=lambda: {"name": "embedding_classifier"},
         metadata={"help": "Reward-model spec scoring alignment 0-100."},

@@ -23,13 +23,14 @@ from intentgym.probes.base import Metric, Probe, ProbeContext, ProbeResult, regi
 @dataclass
 class InDomainConfig:
     n_items: int = field(
-        default=32, metadata={"limit": "probe_items", "help": "Held-out tasks to answer."}
+        default=32, metadata={"min": 1, "limit": "probe_items", "help": "Held-out tasks to answer."}
     )
     max_new_tokens: int = field(
-        default=320, metadata={"limit": "max_new_tokens", "help": "Reply length budget (tokens)."}
+        default=320,
+        metadata={"min": 1, "limit": "max_new_tokens", "help": "Reply length budget (tokens)."},
     )
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding."})
-    batch_size: int = field(default=16, metadata={"help": "Replies generated per batch."})
+    temperature: float = field(default=0.0, metadata={"min": 0, "help": "0 = greedy decoding."})
+    batch_size: int = field(default=16, metadata={"min": 1, "help": "Replies generated per batch."})
 
 
 @register_probe("in_domain")

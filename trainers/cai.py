@@ -37,6 +37,7 @@ from intentgym.choice import LABELS, label_index, label_probabilities
 from intentgym.configs import load_yaml
 from intentgym.endpoint import ChatEndpoint
 from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.files import check_lengths, value_kind
 from intentgym.generation import chat_prompts, generate
 from intentgym.models import Policy
 from intentgym.stats import mean_ci, proportion_ci
@@ -84,34 +85,48 @@ class Constitution:
 def load_constitution(path: str | Path | None = None) -> Constitution:
     """A constitution YAML (``None``: the packaged default), validated."""
     data, source = load_yaml(
-        path, "constitution", ("intentgym.trainers", "data/constitution.v1.yaml")
+        path, "constitution", ("intentgym.trainers", "data/constitution.v1.yaml"), expect=dict
     )
-    rows = data.get("principles") if isinstance(data, dict) else None
+    rows = data.get("principles")
     if not isinstance(rows, list) or not rows:
         raise IntentgymError(
             f"constitution {source} needs a non-empty 'principles:' list, each with "
             f"{', '.join(PRINCIPLE_KEYS)}"
         )
     out = []
+    seen: dict[str, int] = {}
     for k, row in enumerate(rows):
-        bad = [key for key in PRINCIPLE_KEYS if not isinstance((row or {}).get(key), str)]
+        row = row if isinstance(row, dict) else {}
+        bad = [key for key in PRINCIPLE_KEYS if not isinstance(row.get(key), str)]
         if bad:
             raise IntentgymError(
                 f"constitution {source}, principle {k}: missing or non-text {', '.join(bad)} "
                 f"(each principle needs {', '.join(PRINCIPLE_KEYS)})"
             )
-        out.append(Principle(*(row[key].strip() for key in PRINCIPLE_KEYS)))
-    if len({p.id for p in out}) != len(out):
-        raise IntentgymError(f"constitution {source} has duplicate principle ids")
+        check_lengths(row, PRINCIPLE_KEYS, f"constitution {source}, principle {k}")
+        principle = Principle(*(row[key].strip() for key in PRINCIPLE_KEYS))
+        if principle.id in seen:
+            raise IntentgymError(
+                f"constitution {source} has duplicate principle ids: principle {k} repeats "
+                f"{principle.id!r} (principle {seen[principle.id]})"
+            )
+        seen[principle.id] = k
+        out.append(principle)
     examples = data.get("examples") or []
+    if not isinstance(examples, list):
+        raise IntentgymError(
+            f"constitution {source}: 'examples:' must be a list, got {value_kind(examples)}"
+        )
     ids = {p.id for p in out}
     for k, ex in enumerate(examples):
-        bad = [key for key in EXAMPLE_KEYS if not isinstance((ex or {}).get(key), str)]
+        ex = ex if isinstance(ex, dict) else {}
+        bad = [key for key in EXAMPLE_KEYS if not isinstance(ex.get(key), str)]
         if bad or ex["principle"] not in ids:
             raise IntentgymError(
                 f"constitution {source}, example {k}: needs {', '.join(EXAMPLE_KEYS)} (text), "
                 "with 'principle' one of the principle ids"
             )
+        check_lengths(ex, EXAMPLE_KEYS, f"constitution {source}, example {k}")
     return Constitution(tuple(out), tuple(dict(ex) for ex in examples))
 
 
@@ -136,15 +151,23 @@ class SLCAIConfig(SFTPhaseConfig):
     constitution: str | None = field(
         default=None, metadata={"help": "Constitution YAML path (None: the packaged default)."}
     )
-    rounds: int = field(default=1, metadata={"help": "Critique-revision rounds per example."})
+    rounds: int = field(
+        default=1, metadata={"min": 1, "help": "Critique-revision rounds per example."}
+    )
     max_new_tokens: int = field(
-        default=96, metadata={"limit": "max_new_tokens", "help": "Length cap of replies/revisions."}
+        default=96,
+        metadata={"min": 1, "limit": "max_new_tokens", "help": "Length cap of replies/revisions."},
     )
-    critique_tokens: int = field(default=64, metadata={"help": "Length cap of critiques."})
+    critique_tokens: int = field(
+        default=64, metadata={"min": 1, "help": "Length cap of critiques."}
+    )
     temperature: float = field(
-        default=0.7, metadata={"help": "Sampling temperature of the first reply (0: greedy)."}
+        default=0.7,
+        metadata={"min": 0, "help": "Sampling temperature of the first reply (0: greedy)."},
     )
-    generation_batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
+    generation_batch_size: int = field(
+        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -259,13 +282,22 @@ class AIFeedbackConfig:
     )
     num_pairs: int = field(
         default=64,
-        metadata={"limit": "train_examples", "help": "Prompts to sample a pair of replies for."},
+        metadata={
+            "min": 2,
+            "limit": "train_examples",
+            "help": "Prompts to sample a pair of replies for.",
+        },
     )
     max_new_tokens: int = field(
-        default=64, metadata={"limit": "max_new_tokens", "help": "Length cap of sampled replies."}
+        default=64,
+        metadata={"min": 1, "limit": "max_new_tokens", "help": "Length cap of sampled replies."},
     )
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (> 0)."})
-    generation_batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
+    temperature: float = field(
+        default=1.0, metadata={"min": 0, "help": "Sampling temperature (> 0)."}
+    )
+    generation_batch_size: int = field(
+        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+    )
     feedback_model: str = field(
         default="policy",
         metadata={"help": "policy (the model being trained) | a model name load_policy accepts "
@@ -273,12 +305,21 @@ class AIFeedbackConfig:
     )  # fmt: skip
     feedback_backend: str = field(default="hf", metadata={"help": "hf | openai."})
     base_url: str | None = field(default=None, metadata={"help": "openai: the endpoint's URL."})
-    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "openai: key variable."})
+    api_key_env: str | None = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "openai: the NAME of the key's environment variable (null: no key)."},
+    )
     min_confidence: float = field(
         default=0.0,
-        metadata={"help": "Drop pairs whose P(preferred) - 0.5 is below this (0: keep all)."},
+        metadata={
+            "min": 0,
+            "lt": 0.5,
+            "help": "Drop pairs whose P(preferred) - 0.5 is below this (0: keep all).",
+        },
     )
-    batch_size: int = field(default=8, metadata={"help": "hf: packed rows per scoring pass."})
+    batch_size: int = field(
+        default=8, metadata={"min": 1, "help": "hf: packed rows per scoring pass."}
+    )
 
     def __post_init__(self) -> None:
         if self.feedback_backend not in FEEDBACK_BACKENDS:
@@ -413,11 +454,15 @@ class AIFeedbackPhase(Phase[AIFeedbackConfig]):
         """P(the feedback model answers "(A)") for each question, renormalised over A and B."""
         c = self.config
         if c.feedback_backend == "openai":
-            import os
+            from intentgym.apikeys import resolve_api_key
 
-            scorer = feedback_endpoint(
-                str(c.base_url), c.feedback_model, api_key=os.environ.get(c.api_key_env)
+            key = resolve_api_key(
+                c.api_key_env,
+                c.base_url,
+                setting="ai_feedback api_key_env",
+                what="feedback endpoint",
             )
+            scorer = feedback_endpoint(str(c.base_url), c.feedback_model, api_key=key)
             out = []
             for dist in scorer.distributions(questions):
                 total = dist.get(0, 0.0) + dist.get(1, 0.0)

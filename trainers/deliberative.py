@@ -124,17 +124,23 @@ class SpecSFTConfig(SFTPhaseConfig):
     )
     judge_backend: str = field(default="rules", metadata={"help": "spec_judge backend."})
     min_judge_score: float = field(
-        default=0.5, metadata={"help": "Keep samples the judge scores at least this high."}
+        default=0.5,
+        metadata={"min": 0, "max": 1, "help": "Keep samples the judge scores at least this high."},
     )
     max_new_tokens: int = field(
         default=256,
         metadata={
+            "min": 1,
             "limit": "max_new_tokens",
             "help": "policy/teacher generation: reasoning + answer cap.",
         },
     )
-    temperature: float = field(default=0.7, metadata={"help": "policy/teacher generation."})
-    generation_batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
+    temperature: float = field(
+        default=0.7, metadata={"min": 0, "help": "policy/teacher generation."}
+    )
+    generation_batch_size: int = field(
+        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

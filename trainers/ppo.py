@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from intentgym import runstate
+
 log = logging.getLogger(__name__)
 
 #: (prompts, completions, **columns) -> scores; the reward-model registry's signature
@@ -370,6 +372,8 @@ class PPOTrainer:
             batch, order = order[: s.rollout_batch_size], order[s.rollout_batch_size :]
             row = {"step": float(it + 1), **self.step(batch)}
             self.history.append(row)
+            if runstate.step_done(it + 1):  # a signal: stop after this update (no checkpoint)
+                raise runstate.STATE.interrupted()
             if self.on_log is not None:
                 self.on_log(row)
             log.info(

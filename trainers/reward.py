@@ -31,8 +31,9 @@ from intentgym.models import Policy
 from intentgym.stats import mean_ci, proportion_ci
 from intentgym.trainers.sft import (
     TrainingSettings,
-    _remove_if_empty,
+    _remove_checkpoints,
     lora_config,
+    run_trainer,
     training_arguments,
 )
 
@@ -47,10 +48,19 @@ class RewardPhaseConfig(TrainingSettings):
 
     num_pairs: int = field(
         default=256,
-        metadata={"limit": "train_examples", "help": "Preference pairs drawn from the env."},
+        metadata={
+            "min": 2,
+            "limit": "train_examples",
+            "help": "Preference pairs drawn from the env.",
+        },
     )
     eval_fraction: float = field(
-        default=0.2, metadata={"help": "Share of pairs held out to measure pairwise accuracy."}
+        default=0.2,
+        metadata={
+            "gt": 0,
+            "lt": 1,
+            "help": "Share of pairs held out to measure pairwise accuracy.",
+        },
     )
     pair_source: str = field(
         default="auto",
@@ -62,21 +72,29 @@ class RewardPhaseConfig(TrainingSettings):
         },
     )
     samples_per_prompt: int = field(
-        default=4, metadata={"help": "pair_source=samples: completions per prompt."}
+        default=4, metadata={"min": 2, "help": "pair_source=samples: completions per prompt."}
     )
     min_margin: float = field(
         default=0.05,
-        metadata={"help": "pair_source=samples: least rater-score gap for best vs worst to pair."},
+        metadata={
+            "min": 0,
+            "help": "pair_source=samples: least rater-score gap for best vs worst to pair.",
+        },
     )
-    temperature: float = field(default=1.0, metadata={"help": "pair_source=samples: sampling."})
+    temperature: float = field(
+        default=1.0, metadata={"min": 0, "help": "pair_source=samples: sampling."}
+    )
     max_new_tokens: int = field(
         default=96,
         metadata={
+            "min": 1,
             "limit": "max_new_tokens",
             "help": "pair_source=samples: length cap per completion.",
         },
     )
-    generation_batch_size: int = field(default=32, metadata={"help": "Prompts per generate call."})
+    generation_batch_size: int = field(
+        default=32, metadata={"min": 1, "help": "Prompts per generate call."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -267,7 +285,7 @@ def train_reward_model(
         processing_class=policy.tokenizer,
         peft_config=lora_config(c, "SEQ_CLS") if c.finetune == "lora" else None,
     )
-    result = trainer.train()
+    result = run_trainer(trainer, ctx)
     log.info("reward: %s", result.metrics)
     trained: Any = trainer.model
     if hasattr(trained, "merge_and_unload"):
@@ -276,7 +294,7 @@ def train_reward_model(
         shutil.rmtree(out)
     trained.save_pretrained(out, safe_serialization=True)
     policy.tokenizer.save_pretrained(out)
-    _remove_if_empty(ctx.output_dir / "trainer")
+    _remove_checkpoints(ctx.output_dir / "trainer")
 
 
 def pairwise_margins(path: str, pairs: list[dict[str, Any]], policy: Policy) -> list[float]:

@@ -46,8 +46,9 @@ from intentgym.models import Policy, merge_adapter
 from intentgym.stats import mean_ci
 from intentgym.trainers.sft import (
     TrainingSettings,
-    _remove_if_empty,
+    _remove_checkpoints,
     lora_config,
+    run_trainer,
     training_arguments,
 )
 
@@ -72,46 +73,69 @@ class RLPhaseConfig(TrainingSettings):
     )
     num_prompts: int = field(
         default=48,
-        metadata={"limit": "train_examples", "unset": 0, "help": "Env prompts in the RL dataset."},
+        metadata={
+            "min": 0,
+            "limit": "train_examples",
+            "unset": 0,
+            "help": "Env prompts in the RL dataset.",
+        },
     )
     # RL's own defaults for two shared settings: a smaller step than supervised phases (the
     # policy's own samples are noisy targets) and 16 completions per optimiser step
     learning_rate: float = field(
-        default=5e-4, metadata={"help": "Peak learning rate (constant schedule)."}
+        default=5e-4, metadata={"gt": 0, "help": "Peak learning rate (constant schedule)."}
     )
     batch_size: int = field(
         default=16,
-        metadata={"help": "Completions per optimiser step (GRPO/RLOO: a multiple of the group)."},
+        metadata={
+            "min": 1,
+            "help": "Completions per optimiser step (GRPO/RLOO: a multiple of the group).",
+        },
     )
     num_generations: int = field(
-        default=4, metadata={"help": "GRPO/RLOO: samples per prompt (the group)."}
+        default=4, metadata={"min": 1, "help": "GRPO/RLOO: samples per prompt (the group)."}
     )
     max_new_tokens: int = field(
-        default=64, metadata={"limit": "max_new_tokens", "help": "Completion length cap."}
+        default=64, metadata={"min": 1, "limit": "max_new_tokens", "help": "Completion length cap."}
     )
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (> 0)."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
-    beta: float = field(default=0.05, metadata={"help": "KL coefficient to the reference policy."})
+    temperature: float = field(
+        default=1.0, metadata={"min": 0, "help": "Sampling temperature (> 0)."}
+    )
+    top_p: float = field(
+        default=1.0, metadata={"gt": 0, "max": 1, "help": "Nucleus sampling threshold."}
+    )
+    beta: float = field(
+        default=0.05, metadata={"min": 0, "help": "KL coefficient to the reference policy."}
+    )
     update_epochs: int = field(
         default=1,
-        metadata={"help": "Optimisation passes per batch of samples (TRL: num_iterations)."},
+        metadata={
+            "min": 1,
+            "help": "Optimisation passes per batch of samples (TRL: num_iterations).",
+        },
     )
-    clip_epsilon: float = field(default=0.2, metadata={"help": "Ratio clipping range."})
+    clip_epsilon: float = field(default=0.2, metadata={"gt": 0, "help": "Ratio clipping range."})
     track_env_reward: bool = field(
         default=True, metadata={"help": "Log the env's own reward (weight 0) next to the proxy."}
     )
-    logging_steps: int = field(default=1, metadata={"help": "Log (and plot) every N steps."})
+    logging_steps: int = field(
+        default=1, metadata={"min": 1, "help": "Log (and plot) every N steps."}
+    )
     # PPO only
-    vf_coef: float = field(default=0.1, metadata={"help": "PPO: value-loss coefficient."})
-    clip_value: float = field(default=0.2, metadata={"help": "PPO: value clipping range."})
-    gamma: float = field(default=1.0, metadata={"help": "PPO: discount."})
-    lam: float = field(default=0.95, metadata={"help": "PPO: GAE lambda."})
-    minibatch_size: int = field(default=8, metadata={"help": "PPO: completions per update."})
+    vf_coef: float = field(default=0.1, metadata={"min": 0, "help": "PPO: value-loss coefficient."})
+    clip_value: float = field(default=0.2, metadata={"gt": 0, "help": "PPO: value clipping range."})
+    gamma: float = field(default=1.0, metadata={"min": 0, "max": 1, "help": "PPO: discount."})
+    lam: float = field(default=0.95, metadata={"min": 0, "max": 1, "help": "PPO: GAE lambda."})
+    minibatch_size: int = field(
+        default=8, metadata={"min": 1, "help": "PPO: completions per update."}
+    )
     # TRL's vLLM generation (GRPO/RLOO, GPU)
     use_vllm: bool = field(default=False, metadata={"help": "GRPO/RLOO: generate with vLLM."})
     vllm_mode: str = field(default="colocate", metadata={"help": "TRL vllm_mode: colocate|server."})
     vllm_server_base_url: str | None = field(default=None, metadata={"help": "vLLM server URL."})
-    vllm_gpu_memory_utilization: float = field(default=0.3, metadata={"help": "colocate share."})
+    vllm_gpu_memory_utilization: float = field(
+        default=0.3, metadata={"gt": 0, "max": 1, "help": "colocate share."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,7 +238,7 @@ class RLPhase(Phase[RLPhaseConfig]):
             ctx.output_dir / ("adapter" if c.finetune == "lora" else "model")
         )
         merge_adapter(policy)
-        _remove_if_empty(ctx.output_dir / "trainer")
+        _remove_checkpoints(ctx.output_dir / "trainer")
         ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy
 
@@ -275,7 +299,7 @@ class RLPhase(Phase[RLPhaseConfig]):
             processing_class=policy.tokenizer,
             peft_config=lora_config(c, "CAUSAL_LM") if c.finetune == "lora" else None,
         )
-        trainer.train()
+        run_trainer(trainer, ctx)
         policy.model = trainer.model
         rows = []
         for entry in trainer.state.log_history:

@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 class TrainingSettings:
     """Optimiser and LoRA settings shared by every phase that trains through TRL."""
 
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the training data."})
+    epochs: float = field(default=1.0, metadata={"gt": 0, "help": "Passes over the training data."})
     max_steps: int = field(
         default=-1,
         metadata={
+            "min": -1,
             "limit": "train_steps",
             "unset": -1,
             "help": "Stop after this many optimiser steps (-1: run all epochs).",
@@ -32,25 +33,41 @@ class TrainingSettings:
     learning_rate: float = field(
         default=1e-3,
         metadata={
+            "gt": 0,
             "help": "Peak learning rate. 1e-3 suits LoRA on SmolLM2-135M (docs/experiments.md); "
-            "with finetune=full use ~10x less (e.g. 1e-4)."
+            "with finetune=full use ~10x less (e.g. 1e-4).",
         },
     )
-    batch_size: int = field(default=8, metadata={"help": "Examples per device per step."})
-    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
+    batch_size: int = field(default=8, metadata={"min": 1, "help": "Examples per device per step."})
+    grad_accum: int = field(default=1, metadata={"min": 1, "help": "Gradient accumulation steps."})
     max_length: int = field(
-        default=1024, metadata={"help": "Truncate tokenised examples to this many tokens."}
+        default=1024,
+        metadata={"min": 1, "help": "Truncate tokenised examples to this many tokens."},
     )
     finetune: str = field(
         default="lora", metadata={"help": "'lora' (peft adapter, default) or 'full' (all weights)."}
     )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (alpha / r)."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA path."})
+    lora_r: int = field(default=16, metadata={"min": 1, "help": "LoRA rank."})
+    lora_alpha: int = field(
+        default=32, metadata={"min": 1, "help": "LoRA scaling numerator (alpha / r)."}
+    )
+    lora_dropout: float = field(
+        default=0.0, metadata={"min": 0, "lt": 1, "help": "Dropout on the LoRA path."}
+    )
     lora_target_modules: str = field(
         default="all-linear", metadata={"help": "peft target_modules ('all-linear' or a name)."}
     )
-    logging_steps: int = field(default=5, metadata={"help": "Log training metrics every N steps."})
+    logging_steps: int = field(
+        default=5, metadata={"min": 1, "help": "Log training metrics every N steps."}
+    )
+    checkpoint_steps: int = field(
+        default=50,
+        metadata={
+            "min": 0,
+            "help": "Save a training checkpoint (adapter or weights, optimiser, scheduler, RNG) "
+            "every N optimiser steps, for resume=true after a kill (0: only when a phase ends).",
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.finetune not in ("lora", "full"):
@@ -64,12 +81,15 @@ class SFTPhaseConfig(TrainingSettings):
     num_examples: int = field(
         default=256,
         metadata={
+            "min": 1,
             "limit": "train_examples",
             "help": "Demonstrations drawn from the env (distinct, in its framing).",
         },
     )
     lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "Share of steps spent warming up."})
+    warmup_ratio: float = field(
+        default=0.05, metadata={"min": 0, "lt": 1, "help": "Share of steps spent warming up."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -111,14 +131,14 @@ def train_sft(
         processing_class=policy.tokenizer,
         peft_config=lora_config(c, "CAUSAL_LM") if c.finetune == "lora" else None,
     )
-    result = trainer.train()
+    result = run_trainer(trainer, ctx)
     log.info("sft: %s", result.metrics)
     policy.model = trainer.model
     # The adapter (LoRA) or the full weights, as safetensors, then fold the adapter in so the
     # next phase and the probes see the trained policy as a plain model.
     policy.model.save_pretrained(ctx.output_dir / ("adapter" if c.finetune == "lora" else "model"))
     merge_adapter(policy)
-    _remove_if_empty(ctx.output_dir / "trainer")
+    _remove_checkpoints(ctx.output_dir / "trainer")
     ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
     return policy
 
@@ -138,7 +158,9 @@ def training_arguments(c: TrainingSettings, policy: Policy, ctx: PhaseContext) -
         "bf16": policy.compute_dtype == torch.bfloat16,
         "use_cpu": policy.device.type == "cpu",
         "logging_steps": c.logging_steps,
-        "save_strategy": "no",
+        "save_strategy": "steps" if c.checkpoint_steps > 0 else "no",
+        "save_steps": max(1, c.checkpoint_steps),
+        "save_total_limit": 1,
         "report_to": ctx.report_to,
         "seed": ctx.seed,
         "data_seed": ctx.seed,
@@ -147,6 +169,37 @@ def training_arguments(c: TrainingSettings, policy: Policy, ctx: PhaseContext) -
         # 135M parameters fit easily; recomputing activations would only cost time.
         "gradient_checkpointing": False,
     }
+
+
+def run_trainer(trainer: Any, ctx: PhaseContext) -> Any:
+    """``trainer.train()`` with the run's callbacks (step tracking, graceful stop on a signal,
+    fault injection), continuing from the phase's latest training checkpoint when the run
+    resumes (``ctx.resume``)."""
+    from intentgym import runstate
+
+    for callback in runstate.trainer_callbacks():
+        trainer.add_callback(callback)
+    checkpoint = latest_checkpoint(ctx.output_dir / "trainer") if ctx.resume else None
+    if checkpoint is not None:
+        log.info("resuming %s from %s", ctx.label, checkpoint)
+    try:
+        return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        runstate.STATE.training = False
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest ``checkpoint-<step>`` folder a trainer saved in ``folder``, if any."""
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def _remove_checkpoints(folder: Path) -> None:
+    """The trainer's folder holds only what resuming an unfinished phase needs (checkpoints and
+    the model card TRL writes with them): drop it once the phase is done."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def lora_config(c: TrainingSettings, task_type: str) -> Any:
@@ -160,8 +213,3 @@ def lora_config(c: TrainingSettings, task_type: str) -> Any:
         lora_dropout=c.lora_dropout,
         target_modules=c.lora_target_modules,
     )
-
-
-def _remove_if_empty(path: Path) -> None:
-    if path.is_dir() and not any(path.iterdir()):
-        path.rmdir()

@@ -125,29 +125,43 @@ class SteerDistillConfig(SFTPhaseConfig):
     num_prompts: int = field(
         default=0,
         metadata={
+            "min": 0,
             "limit": "train_examples",
             "unset": 0,
             "help": "Train-split prompts generated per iteration (0: all).",
         },
     )
     max_new_tokens: int = field(
-        default=64, metadata={"limit": "max_new_tokens", "help": "Steered generation length."}
+        default=64,
+        metadata={"min": 1, "limit": "max_new_tokens", "help": "Steered generation length."},
     )
-    temperature: float = field(default=0.7, metadata={"help": "Steered generation temperature."})
-    generation_batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
+    temperature: float = field(
+        default=0.7, metadata={"min": 0, "help": "Steered generation temperature."}
+    )
+    generation_batch_size: int = field(
+        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+    )
     behaviour_set: str = field(
         default="auto", metadata={"help": "Forced-choice set for the trait (auto: by trait)."}
     )
     min_coherence: float = field(
         default=50.0,
-        metadata={"help": "Train only on steered replies the judge scores above this (0: all)."},
+        metadata={
+            "min": 0,
+            "lt": 100,
+            "help": "Train only on steered replies the judge scores above this (0: all).",
+        },
     )
     min_kept_share: float = field(
         default=0.5,
-        metadata={"help": "Fewer steered replies passing than this share: halve alpha, retry."},
+        metadata={
+            "gt": 0,
+            "max": 1,
+            "help": "Fewer steered replies passing than this share: halve alpha, retry.",
+        },
     )
     alpha_halvings: int = field(
-        default=2, metadata={"help": "How often alpha may be halved in one iteration."}
+        default=2, metadata={"min": 0, "help": "How often alpha may be halved in one iteration."}
     )
     coherence_judge: dict[str, Any] = field(
         default_factory=lambda: {"name": "coherence"},
@@ -196,6 +210,15 @@ class SteerDistillPhase(Phase[SteerDistillConfig]):
     def requirements(self) -> Requirements:
         indices = tuple(int(k) for k in self.config.layers if float(k).is_integer())
         return Requirements(layers=indices)
+
+    def preflight(self) -> None:
+        """The trait's pairs parse, and the coherence guard's judge can be built."""
+        from intentgym.api.reward import preflight_reward_model
+
+        steering.load_pairs(self.config.trait)
+        if self.config.min_coherence > 0:
+            where = "steer_distill coherence_judge"
+            preflight_reward_model(dict(self.config.coherence_judge), where)
 
     @property
     def data_label(self) -> str:

@@ -75,6 +75,9 @@ class PhaseContext:
     label: str = ""
     #: run-level file name -> file under output_dir, copied to the run directory by the runner
     published: dict[str, Path] = field(default_factory=dict)
+    #: the run resumes: a phase continues from its latest training checkpoint if it saved one
+    #: (``trainers.sft.run_trainer`` does this for every HF/TRL trainer)
+    resume: bool = False
 
     def reward_model(self, phase: str) -> Any:
         """The run's configured reward model; a clear error when the run did not set one."""
@@ -118,6 +121,11 @@ class Phase(ABC, Generic[C]):
     def requirements(self) -> Requirements:
         """What the phase needs from the env, the model and earlier phases (plan-checked)."""
         return Requirements()
+
+    def preflight(self) -> None:
+        """Cheap checks, before any work, of what ``run`` will load: files, wheels, judges
+        (e.g. ``intentgym.api.reward.preflight_reward_model`` for a judge spec). Raise a
+        one-line ``IntentgymError``; the default checks nothing."""
 
     @abstractmethod
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:

@@ -92,6 +92,11 @@ class Probe(ABC, Generic[C]):
         """What the probe needs from the env and model (checked by the plan before any work)."""
         return Requirements()
 
+    def preflight(self) -> None:
+        """Cheap checks, before any work, of what ``run`` will load: files, wheels, judges
+        (e.g. ``intentgym.api.reward.preflight_reward_model`` for a judge spec). Raise a
+        one-line ``IntentgymError``; the default checks nothing."""
+
     def describe(self) -> dict[str, Any]:
         """A summary for logs and ``intentgym list`` (e.g. item counts)."""
         return {}

@@ -91,3 +91,19 @@ def prompt_text(prompt: Prompt) -> str:
 def check_lengths(prompts: Sequence[Any], completions: Sequence[Any]) -> None:
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+
+
+def preflight_reward_model(spec: dict[str, Any], where: str) -> None:
+    """Before any work: ``spec`` (``{name: ..., **kwargs}``) names a registered reward model
+    that accepts these arguments, and whatever it will load is there (its optional
+    ``preflight(**kwargs)`` static method checks wheels, files, models)."""
+    from intentgym.errors import IntentgymError
+
+    kwargs = dict(spec)
+    if "name" not in kwargs:
+        raise IntentgymError(f"{where} needs a name (see `intentgym list`)")
+    name = str(kwargs.pop("name"))
+    REWARD_MODELS.check_kwargs(name, kwargs)
+    check = getattr(REWARD_MODELS.get(name), "preflight", None)
+    if callable(check):
+        check(**kwargs)
