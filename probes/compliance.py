@@ -95,6 +95,13 @@ class ComplianceGapProbe(Probe[ComplianceConfig]):
         self._judge_spec = (name, spec)
         self._judge: Any = None
 
+    def preflight(self) -> None:
+        """The refusal judge can be built here (wheels, models, endpoint keys)."""
+        from intentgym.api.reward import preflight_reward_model
+
+        name, kwargs = self._judge_spec
+        preflight_reward_model({"name": name, **kwargs}, "probes.compliance_gap.refusal_judge")
+
     def describe(self) -> dict[str, Any]:
         return {"items": len(self.items), "cues": ["training", "unmonitored"]}
 

@@ -94,6 +94,17 @@ class FreeFormProbe(Probe[FreeFormConfig]):
             REWARD_MODELS.check_kwargs(str(spec["name"]), kwargs)
         self._judges: tuple[Any, Any] | None = None  # built on first use, kept across phases
 
+    def preflight(self) -> None:
+        """Both judges can be built here (wheels, reference models, endpoint keys)."""
+        from intentgym.api.reward import preflight_reward_model
+
+        preflight_reward_model(
+            dict(self.config.alignment_judge), "probes.free_form.alignment_judge"
+        )
+        preflight_reward_model(
+            dict(self.config.coherence_judge), "probes.free_form.coherence_judge"
+        )
+
     def describe(self) -> dict[str, Any]:
         return {"questions": len(self.questions), "prompts": len(self._prompts())}
 
