@@ -135,3 +135,34 @@ def test_a_sweep_with_one_failing_arm_runs_the_others_and_reports_it(tmp_path):
     assert "failed" in report and "trainer.phases.sft.epochs=0" in report
     # the base probes ran once: the other arms read them from the sweep's cache
     assert len(list((sweep / ".base_cache").glob("*.json"))) == 1
+
+
+def test_a_sweeps_base_probes_are_shared_through_its_disk_cache(tmp_path, run_composed):
+    """Jobs in other processes (joblib, submitit) read the base probes the first job wrote."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from intentgym import runner
+    from intentgym.cli import CONF_DIR
+
+    def plan(framing: str):
+        overrides = [*QUICK, "~probes.forced_choice", "trainer=none", f"env.framing={framing}"]
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        return runner.plan_run(OmegaConf.to_container(cfg, resolve=True))
+
+    cache = tmp_path / ".base_cache"
+    runner._BASE_RESULTS.clear()
+    first = runner.execute(plan("secure"), tmp_path / "0", base_cache=cache)
+    (written,) = cache.glob("*.json")
+    assert len(first.read_text().splitlines()) > 0
+    # mark the cached rows: the second job must read them from disk, not recompute them
+    data = json.loads(written.read_text())
+    for row in data["rows"]:
+        row["value"] = 0.123
+    written.write_text(json.dumps(data))
+    runner._BASE_RESULTS.clear()  # as in a fresh process
+    second = runner.execute(plan("insecure_hidden"), tmp_path / "1", base_cache=cache)
+    rows = [json.loads(line) for line in second.read_text().splitlines()]
+    assert rows and {r["value"] for r in rows} == {0.123}
+    assert {r["framing"] for r in rows} == {"insecure_hidden"}  # labelled as the second job
