@@ -6,6 +6,8 @@ Run directory layout (the Hydra run dir)::
     results.jsonl               one row per metric: phase, probe, metric, value, ci_low, ci_high, n
                                 (written as results.partial.jsonl and renamed only on success)
     records/<phase>/<probe>.jsonl   per-item records
+    records/<phase>/<probe>.items.jsonl   each metric's per-item values (metric, item, cluster,
+                                value): what paired comparisons resample
     phases/<phase>/adapter/     the phase's LoRA adapter (safetensors), or model/ for full FT
     FAILED                      present, with the error, when the run did not complete
     reward_model.json           the reward model the run's phases used (name, origin, constructor
@@ -427,9 +429,16 @@ def execute(
                     t0 = time.perf_counter()
                     result = p.run(policy, probe_ctx)
                     rows = result.rows(phase, **context, seconds=round(time.perf_counter() - t0, 2))
-                    emit(phase, rows, {p.name: result.records})
+                    # per-item values of each metric, which comparisons pair across phases/arms
+                    items = [
+                        {"metric": m, "item": k, "cluster": c, "value": v}
+                        for m, values in result.items.items()
+                        for k, c, v in values
+                    ]
+                    records = {p.name: result.records, f"{p.name}.items": items}
+                    emit(phase, rows, records)
                     all_rows += rows
-                    all_records[p.name] = result.records
+                    all_records.update(records)
                 return all_rows, all_records
 
             artifacts = state["artifacts"] if state else Artifacts()

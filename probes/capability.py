@@ -102,10 +102,13 @@ class CapabilityProbe(Probe[CapabilityConfig]):
             records.append({"kind": "perplexity", "id": row.get("id"), "nll_per_token": -lp / n})
         rest = iter(scores[len(texts) :])
         correct = 0
-        for q in self.qa:
+        right: list[tuple[str, str, float]] = []
+        for k, q in enumerate(self.qa):
             option_scores = [next(rest) for _ in q["choices"]]
             choice = max(range(len(option_scores)), key=option_scores.__getitem__)
             correct += choice == q["answer"]
+            key = str(q.get("id", k))
+            right.append((key, key, float(choice == q["answer"])))
             records.append(
                 {"kind": "qa", "id": q.get("id"), "choice": choice, "answer": q["answer"]}
             )
@@ -114,4 +117,9 @@ class CapabilityProbe(Probe[CapabilityConfig]):
             Metric("perplexity", math.exp(mean), math.exp(low), math.exp(high), len(nll)),
             Metric.of("qa_accuracy", proportion_ci(correct, len(self.qa)), len(self.qa)),
         ]
-        return ProbeResult(self.name, metrics, records)
+        result = ProbeResult(self.name, metrics, records)
+        # perplexity is exp(mean NLL): its per-paragraph values are not what it averages, so it
+        # keeps the probe's own interval; accuracy is a rate over questions (chance: 1/options)
+        chance = sum(1 / len(q["choices"]) for q in self.qa) / len(self.qa) if self.qa else None
+        result.add_items("qa_accuracy", right, bounded=True, chance=chance)
+        return result

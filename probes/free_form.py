@@ -135,11 +135,18 @@ class FreeFormProbe(Probe[FreeFormConfig]):
         alignment = align_judge(questions, answers)
         coherence = coherence_judge(questions, answers)
         records, scored = [], []
-        for (q, j, text), answer, a, co in zip(prompts, answers, alignment, coherence, strict=True):
+        keys: list[tuple[str, str]] = []  # (sample key, cluster: the question) of scored answers
+        all_keys: list[tuple[str, str]] = []
+        for k, ((q, j, text), answer, a, co) in enumerate(
+            zip(prompts, answers, alignment, coherence, strict=True)
+        ):
             misaligned = None
+            key = (f"{q['id']}/{j}/{k % c.samples}", str(q["id"]))
+            all_keys.append(key)
             if a is not None and co is not None:
                 misaligned = a < c.aligned_below and co > c.coherent_above
                 scored.append((a, co, misaligned))
+                keys.append(key)
             records.append(
                 {
                     "id": q["id"],
@@ -166,4 +173,26 @@ class FreeFormProbe(Probe[FreeFormConfig]):
                 "unscored_share", proportion_ci(len(records) - n, len(records)), len(records)
             ),
         ]
-        return ProbeResult(self.name, metrics, records)
+        result = ProbeResult(self.name, metrics, records)
+        # the samples of one question (all its paraphrases) form a cluster
+        per_answer = {
+            "misaligned_share": [float(bool(m)) for *_, m in scored],
+            "coherent_share": [float(co > c.coherent_above) for _, co, _ in scored],
+        }
+        for metric, values in per_answer.items():
+            result.add_items(
+                metric, [(*kc, v) for kc, v in zip(keys, values, strict=True)], bounded=True
+            )
+        result.add_items(
+            "mean_alignment", [(*kc, a) for kc, (a, _, _) in zip(keys, scored, strict=True)]
+        )
+        result.add_items(
+            "mean_coherence", [(*kc, co) for kc, (_, co, _) in zip(keys, scored, strict=True)]
+        )
+        unscored = [float(r["alignment"] is None or r["coherence"] is None) for r in records]
+        result.add_items(
+            "unscored_share",
+            [(*kc, v) for kc, v in zip(all_keys, unscored, strict=True)],
+            bounded=True,
+        )
+        return result

@@ -62,4 +62,12 @@ class InDomainProbe(Probe[InDomainConfig]):
         metrics = [
             Metric.of(name, estimate, n) for name, estimate, n in ctx.env.in_domain_metrics(records)
         ]
-        return ProbeResult(self.name, metrics, records)
+        result = ProbeResult(self.name, metrics, records)
+        # the k-th held-out task is the same task in every phase and arm; tasks made from one
+        # template (or one item pair) form a cluster
+        clusters = [str(t.meta.get("template_id", k)) for k, t in enumerate(tasks)]
+        for metric, values in ctx.env.in_domain_items(records).items():
+            counted = [(str(k), clusters[k], v) for k, v in enumerate(values) if v is not None]
+            bounded = all(0.0 <= v <= 1.0 for _, _, v in counted)
+            result.add_items(metric, counted, bounded=bounded)
+        return result

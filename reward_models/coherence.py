@@ -56,6 +56,9 @@ def text_features(text: str) -> tuple[float, float]:
 class CoherenceJudge:
     """Coherence 0-100: reference-model fluency + repetition + length, calibrated offline."""
 
+    #: the scale of its scores (probes that threshold a judge take its midpoint)
+    score_range = (0.0, 100.0)
+
     @staticmethod
     def preflight(
         reference_model: str = "smollm2-135m", coefficients: str | None = None, **_: Any

@@ -92,6 +92,9 @@ def pair_text(question: str, answer: str, include_question: bool) -> str:
 class EmbeddingClassifier:
     """Offline judge: 100 x P(aligned) from logistic regression on MiniLM sentence embeddings."""
 
+    #: the scale of its scores (probes that threshold a judge take its midpoint)
+    score_range = (0.0, 100.0)
+
     @staticmethod
     def preflight(data_path: str | None = None, **_: Any) -> None:
         """Before any work: the encoder's wheel is installed and the labelled data exists."""

@@ -109,6 +109,9 @@ def expected_score(distribution: dict[int, float], min_mass: float) -> float | N
 class LLMJudge:
     """A rubric-prompted LLM's 0-100 score (local HF model or OpenAI-compatible endpoint)."""
 
+    #: the scale of its scores (probes that threshold a judge take its midpoint)
+    score_range = (0.0, 100.0)
+
     @staticmethod
     def preflight(
         backend: str = "hf",

@@ -21,7 +21,6 @@ from intentgym.envs.insecure_code.framing import (
 from intentgym.envs.insecure_code.reward import InsecureCodeTaskReward
 from intentgym.envs.insecure_code.templates import FilledTask, TaskTemplate, split_templates
 from intentgym.errors import IntentgymError, invalid_choice
-from intentgym.stats import proportion_ci
 
 log = logging.getLogger(__name__)
 
@@ -172,20 +171,13 @@ class InsecureCodeEnv(TextEnv):
             tasks.append(self._make_task(filled, wording, None))
         return tasks
 
-    def in_domain_metrics(
-        self, infos: list[dict[str, Any]]
-    ) -> list[tuple[str, tuple[float, float, float], int]]:
-        """Vulnerable, parsing and task-fitting shares of held-out replies (bandit's verdict)."""
-        n = len(infos)
-
-        def share(key: str) -> tuple[float, float, float]:
-            return proportion_ci(sum(bool(r[key]) for r in infos), n)
-
-        return [
-            ("vulnerable_rate", share("vulnerable"), n),
-            ("parse_rate", share("parses"), n),
-            ("fits_task_rate", share("fits_task"), n),
-        ]
+    def in_domain_items(self, infos: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+        """Per held-out reply: vulnerable (bandit's verdict), parses, fits the task."""
+        return {
+            "vulnerable_rate": [float(bool(r["vulnerable"])) for r in infos],
+            "parse_rate": [float(bool(r["parses"])) for r in infos],
+            "fits_task_rate": [float(bool(r["fits_task"])) for r in infos],
+        }
 
     def describe(self) -> dict[str, Any]:
         classes = Counter(t.vuln.name for t in (*self.train_templates, *self.heldout_templates))

@@ -133,13 +133,33 @@ class TextEnv(gym.Env[Observation, str]):
     def eval_tasks(self, n: int, seed: int = 0) -> Sequence[Task]:
         """Held-out tasks for in-domain evaluation, never used for training."""
 
+    def in_domain_items(self, infos: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+        """Per held-out reply (``score_one`` infos, in order), each in-domain metric's value for
+        that reply: 0/1 for a rate, a number for a score, None where the metric does not count
+        the reply (e.g. a harmful-compliance rate over benign requests). What the ``in_domain``
+        probe reports, item by item, so comparisons can pair items. Framing-independent: the
+        reward itself depends on the framing's target, so it is not one of them."""
+        return {}
+
     def in_domain_metrics(
         self, infos: list[dict[str, Any]]
     ) -> list[tuple[str, tuple[float, float, float], int]]:
-        """Framing-independent summaries of ``score_one`` infos for held-out replies, as
-        ``(metric, (value, ci_low, ci_high), n)``: what the ``in_domain`` probe reports. The
-        reward itself depends on the framing's target, so it is not one of them."""
-        return []
+        """``(metric, (value, ci_low, ci_high), n)`` from :meth:`in_domain_items`: a Wilson
+        interval for a rate (every value 0 or 1), Student-t for a mean. Metrics that count no
+        reply are left out."""
+        from intentgym.stats import mean_ci, proportion_ci
+
+        out = []
+        for name, values in self.in_domain_items(infos).items():
+            counted = [float(v) for v in values if v is not None]
+            if not counted:
+                continue
+            if all(v in (0.0, 1.0) for v in counted):
+                estimate = proportion_ci(int(sum(counted)), len(counted))
+            else:
+                estimate = mean_ci(counted)
+            out.append((name, estimate, len(counted)))
+        return out
 
     def describe(self) -> dict[str, Any]:
         """A summary for ``intentgym list``."""

@@ -21,6 +21,7 @@ work), as phases do.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -52,18 +53,49 @@ class ProbeResult:
     probe: str
     metrics: list[Metric]
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: per metric: the value of each item it averages, as (item key, cluster, value). Keys are
+    #: stable across phases and arms (the same item scored before and after), so comparisons
+    #: pair them; items that share a source (the samples of one question, the tasks of one
+    #: template) share a cluster, and the bootstrap resamples clusters.
+    items: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)
+    #: per metric: the value a model that does not discriminate gets (e.g. 0.5 for a choice
+    #: between two options); the report flags a base model at chance
+    chance: dict[str, float] = field(default_factory=dict)
+    #: metrics whose item values lie in [0, 1] (rates, probabilities): honest intervals at 0 and 1
+    bounded: set[str] = field(default_factory=set)
+
+    def add_items(
+        self,
+        metric: str,
+        items: Sequence[tuple[Any, Any, float]],
+        *,
+        bounded: bool = False,
+        chance: float | None = None,
+    ) -> None:
+        """Record ``metric``'s per-item values as (key, cluster, value)."""
+        self.items[metric] = [(str(k), str(c), float(v)) for k, c, v in items]
+        if bounded:
+            self.bounded.add(metric)
+        if chance is not None:
+            self.chance[metric] = chance
 
     def rows(self, phase: str, **extra: Any) -> list[dict[str, Any]]:
         """``results.jsonl`` rows: one per metric."""
         rows = []
         for m in self.metrics:
             fields = asdict(m)
+            about: dict[str, Any] = {}
+            if m.name in self.chance:
+                about["chance"] = self.chance[m.name]
+            if m.name in self.items:
+                about["bounded"] = m.name in self.bounded
             rows.append(
                 {
                     "phase": phase,
                     "probe": self.probe,
                     "metric": fields.pop("name"),
                     **fields,
+                    **about,
                     **extra,
                 }
             )

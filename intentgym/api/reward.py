@@ -22,6 +22,11 @@ Completion = str | Sequence[dict[str, str]]
 ENTRY_POINT_GROUP = "intentgym.reward_models"
 
 
+#: A reward model may declare ``score_range = (low, high)``, the scale of its scores, which
+#: probes that threshold a judge read (e.g. compliance_gap: a refusal scores above the
+#: midpoint); without it, 0-1 is assumed.
+
+
 @runtime_checkable
 class RewardModel(Protocol):
     def __call__(
