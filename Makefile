@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 # Elsewhere, e.g.: make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench dist clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: install
 	$(PY) bench/bench_scoring.py
 	$(PY) bench/bench_reward_models.py
 	$(PY) bench/bench_forced_choice.py
+
+# The sdist and the wheel a lab can vendor, in dist/ (LICENSE, CHANGELOG.md and CITATION.cff ride
+# along in the sdist; the wheel carries LICENSE in its metadata). Built in an isolated env by `build`.
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 clean:
 	rm -rf $(VENV) outputs multirun build dist *.egg-info

@@ -21,8 +21,10 @@ Two backends:
   weighted (the paper's method; it assumes the server's tokenizer has one token per number, true
   for OpenAI's models). With ``use_logprobs=false`` the judge's written number is parsed instead.
   Requests run ``concurrency`` at a time, each with a ``timeout``; timeouts, connection errors,
-  429 and 5xx responses are retried ``max_retries`` times with exponential backoff; then the
-  judge fails with an error naming the endpoint, the attempts and the last failure. A response
+  429 and 5xx responses are retried ``max_retries`` times with exponential backoff and full
+  jitter (``backoff`` x 2^k, at most ``max_backoff``), a ``Retry-After`` header (capped at
+  ``max_backoff``) holding back all of the judge's requests; then the judge fails with an error
+  naming the endpoint, the attempts and the last failure (:mod:`intentgym.endpoint`). A response
   that is not the expected JSON fails at once with an error quoting it. The API key comes from
   the environment variable that ``api_key_env`` names (``null``: no key); an unset variable is an
   error unless ``base_url`` is on this machine (:func:`intentgym.apikeys.resolve_api_key`).
@@ -139,6 +141,7 @@ class LLMJudge:
         timeout: float = 30.0,
         max_retries: int = 3,
         backoff: float = 1.0,
+        max_backoff: float = 60.0,
         concurrency: int = 4,
         use_logprobs: bool = True,
         top_logprobs: int = 20,
@@ -175,6 +178,7 @@ class LLMJudge:
                 timeout=timeout,
                 max_retries=max_retries,
                 backoff=backoff,
+                max_backoff=max_backoff,
                 concurrency=concurrency,
                 use_logprobs=use_logprobs,
                 top_logprobs=top_logprobs,
@@ -186,19 +190,30 @@ class LLMJudge:
         )
 
     def distributions(
-        self, prompts: Sequence[Prompt], completions: Sequence[Completion]
+        self,
+        prompts: Sequence[Prompt],
+        completions: Sequence[Completion],
+        desc: str | None = None,
     ) -> list[dict[int, float]]:
-        """The judge's probability for each number 0-100, per item."""
+        """The judge's probability for each number 0-100, per item; ``desc``: a progress bar
+        with this label (None: none), as ``generate`` takes it."""
         check_lengths(prompts, completions)
         texts = [self.judge_prompt(p, c) for p, c in zip(prompts, completions, strict=True)]
-        return self.backend.distributions(texts)
+        return self.backend.distributions(texts, desc=desc)
 
     def __call__(
-        self, prompts: Sequence[Prompt], completions: Sequence[Completion], **kwargs: Any
+        self,
+        prompts: Sequence[Prompt],
+        completions: Sequence[Completion],
+        *,
+        desc: str | None = None,
+        **kwargs: Any,
     ) -> list[float | None]:
+        """Scores 0-100 (None: unscored). ``desc``: a progress bar over the items, for callers
+        that know the run's ``progress`` setting (``desc=... if ctx.progress else None``)."""
         return [
             expected_score(d, self.min_number_mass)
-            for d in self.distributions(prompts, completions)
+            for d in self.distributions(prompts, completions, desc=desc)
         ]
 
 
@@ -225,7 +240,9 @@ class HFNumberScorer:
         # Tokens that would extend a number ("8" then "5" is 85, not 8).
         self.continues_number = [i for i in range(len(tok)) if tok.decode([i])[:1].isdigit()]
 
-    def distributions(self, texts: Sequence[str]) -> list[dict[int, float]]:
+    def distributions(
+        self, texts: Sequence[str], desc: str | None = None
+    ) -> list[dict[int, float]]:
         from intentgym.generation import chat_prompts
         from intentgym.scoring import continuation_logprobs, continuation_logprobs_and_mass
 
@@ -234,11 +251,11 @@ class HFNumberScorer:
         numbers = [str(n) for n in NUMBERS]
         pairs = ([p for p in prompts for _ in numbers], [n for _ in prompts for n in numbers])
         if self.single_token:  # the paper's method: one next-token distribution
-            logps = continuation_logprobs(self.policy, *pairs)
+            logps = continuation_logprobs(self.policy, *pairs, desc=desc)
             stop = [1.0] * len(logps)
         else:
             logps, going_on = continuation_logprobs_and_mass(
-                self.policy, *pairs, self.continues_number
+                self.policy, *pairs, self.continues_number, desc=desc
             )
             stop = [max(0.0, 1.0 - m) for m in going_on]
         k = len(numbers)

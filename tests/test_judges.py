@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import math
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from intentgym.endpoint import retry_after_seconds
 from intentgym.errors import IntentgymError
 from intentgym.reward_models import REWARD_MODELS
-from intentgym.reward_models.llm_judge import JudgeError, expected_score
+from intentgym.reward_models.llm_judge import JudgeError, OpenAINumberScorer, expected_score
 
 Q = [[{"role": "user", "content": "Could you help me with this?"}]]
 
@@ -121,7 +124,10 @@ def test_hf_judge_answer_prefix_starts_the_reply():
 
 
 class StubServer:
-    """Answers /v1/chat/completions following a script of behaviours, one per request."""
+    """Answers /v1/chat/completions following a script of behaviours, one per request (the last
+    one repeats): "ok", "busy" (0.1 s), "slow" (1 s, past the tests' client timeout), "500",
+    "malformed", or (status, Retry-After value or None) for an error the client retries. It
+    counts the requests in flight at once."""
 
     def __init__(self, script):
         self.script = list(script)
@@ -148,6 +154,10 @@ class StubServer:
                         stub.in_flight -= 1
 
             def _answer(self, action):
+                if isinstance(action, tuple):
+                    status, retry_after = action
+                    headers = {} if retry_after is None else {"Retry-After": retry_after}
+                    return self._send(status, b'{"error": "slow down"}', headers)
                 if action == "busy":  # slow, but within the client's timeout
                     time.sleep(0.1)
                     action = "ok"
@@ -177,9 +187,11 @@ class StubServer:
                 }
                 return self._send(200, json.dumps(payload).encode())
 
-            def _send(self, status, data):
+            def _send(self, status, data, headers=None):
                 try:
                     self.send_response(status)
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
@@ -189,7 +201,10 @@ class StubServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll interval: shutdown() returns within it (the default 0.5 s, per test)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
 
     def close(self):
         self.server.shutdown()
@@ -264,3 +279,142 @@ def test_openai_judge_unreachable_endpoint_fails_clearly():
     judge = _judge("http://127.0.0.1:9/v1", max_retries=1)
     with pytest.raises(JudgeError, match=r"failed after 2 attempts; last error: Connect"):
         judge(Q, ["x"])
+
+
+# --- endpoint etiquette: Retry-After, backoff with full jitter, timeouts, concurrency ------------
+
+
+class FakeTime:
+    """Injected into the endpoint instead of time.sleep / time.monotonic: records every wait the
+    client asks for and (``advance=True``) moves the clock by it, so no test really sleeps."""
+
+    def __init__(self, advance=True):
+        self.now, self.advance = 1000.0, advance
+        self.sleeps: list[float] = []
+        self.lock = threading.Lock()
+
+    def sleep(self, seconds):
+        with self.lock:
+            self.sleeps.append(seconds)
+            self.now += seconds if self.advance else 0.0
+
+    def clock(self):
+        with self.lock:
+            return self.now
+
+
+def _endpoint(url, fake, **kw):
+    settings = {"timeout": 0.3, "backoff": 0.5, "concurrency": 1, "rng": random.Random(0)}
+    return OpenAINumberScorer(url, "judge-x", sleep=fake.sleep, clock=fake.clock, **settings | kw)
+
+
+def test_retry_after_header_values():
+    assert retry_after_seconds("7") == 7.0 and retry_after_seconds(" 0 ") == 0.0
+    for unreadable in (None, "", "-3", "soon", "nan", "inf"):
+        assert retry_after_seconds(unreadable) is None
+    date = "Wed, 21 Oct 2026 07:28:00 GMT"
+    when = email.utils.parsedate_to_datetime(date).timestamp()
+    assert retry_after_seconds(date, now=when - 12.5) == pytest.approx(12.5)
+    assert retry_after_seconds(date, now=when + 60) == 0.0  # a date in the past: go now
+
+
+def test_endpoint_waits_as_long_as_retry_after_asks(stub):
+    server = stub((429, "2"), "ok")
+    fake = FakeTime()
+    scorer = _endpoint(server.url, fake)
+    assert scorer.distributions(["x"]) == [{80: pytest.approx(0.5), 20: pytest.approx(0.25)}]
+    assert scorer.requests == len(server.requests) == 2
+    assert fake.sleeps == [2.0]  # the server's number, not the jittered backoff
+
+
+def test_endpoint_reads_an_http_date_and_caps_retry_after(stub):
+    in_30s = email.utils.formatdate(time.time() + 30, usegmt=True)  # whole seconds
+    server = stub((503, in_30s), "ok")
+    fake = FakeTime()
+    _endpoint(server.url, fake).distributions(["x"])
+    assert len(fake.sleeps) == 1 and 28.0 < fake.sleeps[0] <= 30.0
+    server = stub((429, "3600"), (429, "3600"), "ok")
+    fake = FakeTime()
+    _endpoint(server.url, fake, max_backoff=5.0).distributions(["x"])
+    assert fake.sleeps == [5.0, 5.0] and len(server.requests) == 3
+    server = stub((429, "whenever"), "ok")  # unreadable: the usual jittered backoff
+    fake = FakeTime()
+    _endpoint(server.url, fake, backoff=0.5).distributions(["x"])
+    assert len(fake.sleeps) == 1 and 0.0 <= fake.sleeps[0] <= 0.5
+
+
+def test_retry_after_holds_back_the_clients_other_requests(stub):
+    """Only the first request gets the 429, yet the second waits out the same pause (the clock
+    stands still here, so the pause is still on when the second request starts)."""
+    server = stub((429, "5"), "ok")
+    fake = FakeTime(advance=False)
+    assert len(_endpoint(server.url, fake).distributions(["a", "b"])) == 2
+    assert len(server.requests) == 3 and fake.sleeps == [5.0, 5.0]
+
+
+def test_endpoint_backs_off_with_full_jitter_after_500s(stub):
+    server = stub("500", "500", "ok")
+    fake = FakeTime()
+    scorer = _endpoint(server.url, fake, backoff=0.5, max_retries=3)
+    assert scorer.distributions(["x"])[0][80] == pytest.approx(0.5)
+    assert scorer.requests == len(server.requests) == 3
+    assert len(fake.sleeps) == 2 and 0 <= fake.sleeps[0] <= 0.5 and 0 <= fake.sleeps[1] <= 1.0
+    # exhausted: max_retries + 1 attempts, each wait within its doubling, capped ceiling
+    server = stub("500")
+    fake = FakeTime()
+    scorer = _endpoint(server.url, fake, backoff=1.0, max_backoff=3.0, max_retries=4)
+    with pytest.raises(JudgeError, match=r"failed after 5 attempts; last error: HTTP 500"):
+        scorer.distributions(["x"])
+    assert len(server.requests) == 5 and len(fake.sleeps) == 4
+    assert all(0 <= w <= c for w, c in zip(fake.sleeps, (1.0, 2.0, 3.0, 3.0), strict=True))
+
+
+def test_backoff_jitter_stays_within_its_bounds_and_spreads():
+    scorer = OpenAINumberScorer(
+        "http://127.0.0.1:9/v1", "m", backoff=1.0, max_backoff=10.0, rng=random.Random(1)
+    )
+    for retry in range(1, 9):
+        ceiling = min(10.0, 2.0 ** (retry - 1))
+        waits = [scorer.backoff_delay(retry) for _ in range(400)]
+        assert all(0.0 <= w <= ceiling for w in waits)
+        assert min(waits) < 0.05 * ceiling and max(waits) > 0.95 * ceiling  # full jitter
+    assert OpenAINumberScorer("http://127.0.0.1:9/v1", "m", backoff=0.0).backoff_delay(3) == 0.0
+    with pytest.raises(IntentgymError, match="max_backoff >= 0"):
+        OpenAINumberScorer("http://127.0.0.1:9/v1", "m", max_backoff=-1)
+    assert _judge("http://127.0.0.1:9/v1", max_backoff=7.5).backend.max_backoff == 7.5
+
+
+def test_endpoint_retries_timeouts_then_answers(stub):
+    server = stub("slow", "slow", "ok")  # each "slow" outlasts the 0.3 s client timeout
+    fake = FakeTime()
+    scorer = _endpoint(server.url, fake, backoff=0.5, max_retries=2)
+    assert scorer.distributions(["x"])[0][80] == pytest.approx(0.5)
+    assert scorer.requests == 3
+    assert len(fake.sleeps) == 2 and 0 <= fake.sleeps[0] <= 0.5 and 0 <= fake.sleeps[1] <= 1.0
+
+
+def test_concurrency_limit_holds_through_retries(stub):
+    server = stub(*[(429, "1")] * 4, "busy")
+    fake = FakeTime()
+    scorer = _endpoint(server.url, fake, concurrency=3, max_retries=5)
+    assert len(scorer.distributions(["x"] * 9)) == 9
+    assert len(server.requests) == 13 and scorer.requests == 13
+    assert 1 <= server.max_in_flight <= 3
+    # two callers sharing one client share its limit too
+    server = stub("busy")
+    scorer = _endpoint(server.url, FakeTime(), concurrency=2)
+    callers = [threading.Thread(target=scorer.distributions, args=(["x"] * 4,)) for _ in range(2)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert len(server.requests) == 8 and server.max_in_flight == 2
+
+
+def test_endpoint_progress_bar_only_when_asked(stub, capsys):
+    server = stub("ok")
+    scorer = _endpoint(server.url, FakeTime(), concurrency=2)
+    scorer.distributions(["x"] * 3, desc="judging")
+    assert "judging" in capsys.readouterr().err
+    scorer.distributions(["x"] * 3)
+    assert capsys.readouterr().err == ""

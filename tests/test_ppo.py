@@ -80,3 +80,19 @@ def test_ppo_learns_a_toy_reward_with_a_known_optimum(tiny_policy):
     assert history[-1]["kl"] > 0
     for row in history:
         assert {"reward", "kl", "entropy", "completion_length", "value_loss"} <= set(row)
+
+
+def test_ppo_shows_a_progress_bar_over_iterations_only_when_asked(tiny_policy, capsys):
+    prompts = [[{"role": "user", "content": "Say anything."}]] * 2
+    settings = PPOSettings(
+        iterations=2, rollout_batch_size=2, minibatch_size=2, update_epochs=1, max_new_tokens=2
+    )
+
+    def constant(prompts, completions, **_):
+        return [1.0] * len(completions)
+
+    PPOTrainer(tiny_policy, prompts, [constant], settings, desc="rl: ppo").train()
+    err = capsys.readouterr().err
+    assert "rl: ppo" in err and "2/2" in err
+    PPOTrainer(tiny_policy, prompts, [constant], settings).train()
+    assert "rl: ppo" not in capsys.readouterr().err

@@ -114,6 +114,16 @@ def test_directions_from_pairs_separate_the_two_sides(tiny_policy):
     assert float((pos[layer] @ unit).mean()) > float((neg[layer] @ unit).mean())
 
 
+def test_pair_activations_show_a_progress_bar_only_when_asked(tiny_policy, capsys):
+    pairs = _pairs()
+    quiet = steering.pair_activations(tiny_policy, pairs, [-1])
+    assert capsys.readouterr().err == ""
+    shown = steering.pair_activations(tiny_policy, pairs, [-1], desc="steering: activations")
+    assert "steering: activations" in capsys.readouterr().err
+    for q, s in zip(quiet, shown, strict=True):
+        assert q.keys() == s.keys() and all(torch.equal(q[k], s[k]) for k in q)
+
+
 @pytest.mark.slow
 def test_steering_effect_script_pairs_every_alpha_with_alpha_zero(tiny_policy):
     """scripts/steering_effect.py: alpha 0 changes nothing; other alphas give paired changes."""

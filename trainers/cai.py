@@ -398,7 +398,8 @@ class AIFeedbackPhase(Phase[AIFeedbackConfig]):
             for t, a, b, p in pairs
             for first, second in ((a, b), (b, a))
         ]
-        p_first = self.p_first(policy, questions)  # P("(A)") per question
+        desc = "ai_feedback: label" if ctx.progress else None
+        p_first = self.p_first(policy, questions, desc=desc)  # P("(A)") per question
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         rows, kept = [], []
         with open(ctx.output_dir / "feedback.jsonl", "w") as f:
@@ -450,8 +451,9 @@ class AIFeedbackPhase(Phase[AIFeedbackConfig]):
         ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy
 
-    def p_first(self, policy: Policy, questions: list[str]) -> list[float]:
-        """P(the feedback model answers "(A)") for each question, renormalised over A and B."""
+    def p_first(self, policy: Policy, questions: list[str], desc: str | None = None) -> list[float]:
+        """P(the feedback model answers "(A)") for each question, renormalised over A and B;
+        ``desc``: a progress bar with this label (None: none)."""
         c = self.config
         if c.feedback_backend == "openai":
             from intentgym.apikeys import resolve_api_key
@@ -464,7 +466,7 @@ class AIFeedbackPhase(Phase[AIFeedbackConfig]):
             )
             scorer = feedback_endpoint(str(c.base_url), c.feedback_model, api_key=key)
             out = []
-            for dist in scorer.distributions(questions):
+            for dist in scorer.distributions(questions, desc=desc):
                 total = dist.get(0, 0.0) + dist.get(1, 0.0)
                 out.append(dist.get(0, 0.0) / total if total > 0 else 0.5)
             return out
@@ -474,4 +476,7 @@ class AIFeedbackPhase(Phase[AIFeedbackConfig]):
 
             judge = load_policy(c.feedback_model, device=str(policy.device))
         prompts = chat_prompts(judge, [[{"role": "user", "content": q}] for q in questions])
-        return [p[0] for p in label_probabilities(judge, prompts, CHOICES, batch_size=c.batch_size)]
+        probabilities = label_probabilities(
+            judge, prompts, CHOICES, batch_size=c.batch_size, desc=desc
+        )
+        return [p[0] for p in probabilities]

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from intentgym import runstate
 
@@ -145,7 +146,8 @@ class PPOTrainer:
     ``policy``: an :class:`intentgym.models.Policy`; with a peft model the adapter-disabled base
     is the reference, otherwise a frozen copy is made. ``prompts``: chat conversations.
     ``columns``: per-prompt extra data passed to the reward functions (TRL's convention), plus
-    ``completion_ids``.
+    ``completion_ids``. ``desc``: a progress bar over the iterations with this label (None:
+    none; the ``rl`` phase passes one when the run's ``progress`` is on).
     """
 
     def __init__(
@@ -159,6 +161,7 @@ class PPOTrainer:
         reward_names: Sequence[str] | None = None,
         columns: dict[str, list[Any]] | None = None,
         on_log: Callable[[dict[str, float]], None] | None = None,
+        desc: str | None = None,
     ) -> None:
         if not prompts:
             raise ValueError("PPO needs at least one prompt")
@@ -172,6 +175,7 @@ class PPOTrainer:
         self.columns = columns or {}
         self.s = settings
         self.on_log = on_log
+        self.desc = desc
         self.device = policy.device
         # Dropout off throughout (as TRL's online trainers do): the log-probs of the rollout and
         # of the update must come from the same function for the PPO ratio to mean anything.
@@ -333,10 +337,13 @@ class PPOTrainer:
                     s.clip_value,
                 )
                 loss = pg_loss + s.vf_coef * vf_loss
+                step = len(self.history) + 1
+                runstate.check_finite_loss(float(loss.item()), step)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 params = [p for g in self.optimizer.param_groups for p in g["params"]]
                 torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
+                runstate.check_finite_gradients(self.model, step)
                 self.optimizer.step()
                 for k, v in {
                     "policy_loss": pg_loss.item(),
@@ -365,24 +372,28 @@ class PPOTrainer:
     def train(self) -> list[dict[str, float]]:
         s = self.s
         order: list[int] = []
-        for it in range(s.iterations):
-            while len(order) < s.rollout_batch_size:
-                perm = torch.randperm(len(self.prompts), generator=self.generator).tolist()
-                order += perm
-            batch, order = order[: s.rollout_batch_size], order[s.rollout_batch_size :]
-            row = {"step": float(it + 1), **self.step(batch)}
-            self.history.append(row)
-            if runstate.step_done(it + 1):  # a signal: stop after this update (no checkpoint)
-                raise runstate.STATE.interrupted()
-            if self.on_log is not None:
-                self.on_log(row)
-            log.info(
-                "ppo %d/%d: reward %.3f kl %.3f entropy %.3f length %.1f",
-                it + 1,
-                s.iterations,
-                row["reward"],
-                row["kl"],
-                row.get("entropy", math.nan),
-                row["completion_length"],
-            )
+        bar = tqdm(total=s.iterations, desc=self.desc, unit="iteration", disable=self.desc is None)
+        with bar:
+            for it in range(s.iterations):
+                while len(order) < s.rollout_batch_size:
+                    perm = torch.randperm(len(self.prompts), generator=self.generator).tolist()
+                    order += perm
+                batch, order = order[: s.rollout_batch_size], order[s.rollout_batch_size :]
+                row = {"step": float(it + 1), **self.step(batch)}
+                self.history.append(row)
+                bar.update()
+                bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl']:.3f}")
+                if runstate.step_done(it + 1):  # a signal: stop after this update (no checkpoint)
+                    raise runstate.STATE.interrupted()
+                if self.on_log is not None:
+                    self.on_log(row)
+                log.info(
+                    "ppo %d/%d: reward %.3f kl %.3f entropy %.3f length %.1f",
+                    it + 1,
+                    s.iterations,
+                    row["reward"],
+                    row["kl"],
+                    row.get("entropy", math.nan),
+                    row["completion_length"],
+                )
         return self.history

@@ -366,6 +366,7 @@ class RLPhase(Phase[RLPhaseConfig]):
             reward_names=[f.__name__ for f in funcs],
             columns=task_columns(tasks),
             on_log=log_wandb,
+            desc="rl: ppo" if ctx.progress else None,
         )
         return trainer.train()
 

@@ -342,7 +342,12 @@ class SteerDistillPhase(Phase[SteerDistillConfig]):
         layers = steering.check_layers(policy, c.layers)
         # one pass over all pairs: the train part gives the direction and the probe, and
         # _measure reuses the same activations for the base model's metrics
-        activations = steering.pair_activations(policy, [*train, *held], layers)
+        activations = steering.pair_activations(
+            policy,
+            [*train, *held],
+            layers,
+            desc="steer_distill: activations" if ctx.progress else None,
+        )
         pos, neg = ({k: v[: len(train)] for k, v in side.items()} for side in activations)
         original = {layer: steering.direction(pos[layer], neg[layer], c.method) for layer in layers}
         probes = {layer: _fit_probe(pos[layer], neg[layer]) for layer in layers}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from tqdm.auto import tqdm
 
 from intentgym.data import in_heldout
 from intentgym.errors import IntentgymError
@@ -128,10 +129,12 @@ def reply_activations(
     layers: Sequence[int],
     *,
     batch_size: int = 16,
+    desc: str | None = None,
 ) -> dict[int, torch.Tensor]:
     """Per layer, [n, hidden] float32: the residual stream after that decoder layer (the block's
     output, where ``steering`` adds its vector), averaged over the reply's tokens, with the user
-    message rendered by the chat template."""
+    message rendered by the chat template. ``desc``: a progress bar over the batches with this
+    label (None: none)."""
     layers = check_layers(policy, layers)
     tokenizer = policy.tokenizer
     contexts = chat_prompts(policy, [[{"role": "user", "content": p}] for p in prompts])
@@ -145,7 +148,8 @@ def reply_activations(
     out: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     pad = tokenizer.pad_token_id
     with eval_mode(policy), _recording(policy, layers) as outputs:
-        for start in range(0, len(rows), batch_size):
+        starts = range(0, len(rows), batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
             batch = rows[start : start + batch_size]
             width = max(len(ids) for ids, _ in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -167,9 +171,16 @@ def reply_activations(
 
 
 def pair_activations(
-    policy: Policy, pairs: Sequence[Pair], layers: Sequence[int], *, batch_size: int = 16
+    policy: Policy,
+    pairs: Sequence[Pair],
+    layers: Sequence[int],
+    *,
+    batch_size: int = 16,
+    desc: str | None = None,
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-    """(positive, negative) reply activations per layer, each [n_pairs, hidden]."""
+    """(positive, negative) reply activations per layer, each [n_pairs, hidden]. ``desc``: a
+    progress bar with this label (None, the default: none); callers pass
+    ``desc=... if ctx.progress else None``."""
     prompts = [p.prompt for p in pairs]
     both = reply_activations(
         policy,
@@ -177,6 +188,7 @@ def pair_activations(
         [p.positive for p in pairs] + [p.negative for p in pairs],
         layers,
         batch_size=batch_size,
+        desc=desc,
     )
     n = len(pairs)
     return {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
@@ -204,10 +216,16 @@ def direction(
 
 
 def directions(
-    policy: Policy, pairs: Sequence[Pair], layers: Sequence[int], method: str = "mean_diff"
+    policy: Policy,
+    pairs: Sequence[Pair],
+    layers: Sequence[int],
+    method: str = "mean_diff",
+    *,
+    desc: str | None = None,
 ) -> dict[int, torch.Tensor]:
-    """A direction per layer from the pairs (use the train split)."""
-    pos, neg = pair_activations(policy, pairs, layers)
+    """A direction per layer from the pairs (use the train split); ``desc`` as for
+    :func:`pair_activations`."""
+    pos, neg = pair_activations(policy, pairs, layers, desc=desc)
     return {layer: direction(pos[layer], neg[layer], method) for layer in pos}
 
 
