@@ -338,7 +338,7 @@ def execute(
     """
     import transformers
 
-    from intentgym import runstate
+    from intentgym import health, runstate
     from intentgym.api.artifacts import Artifacts
     from intentgym.api.env import make_env
     from intentgym.api.phase import PhaseContext
@@ -384,6 +384,8 @@ def execute(
             env = make_env(plan.env.name, framing=plan.env.framing, **plan.env.options)
             policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
             dtype = str(policy.compute_dtype).removeprefix("torch.")
+            # is the model a working LM? (health.py) Later phases are judged against the base
+            base_health = health.check(policy)
             if plan.logger.name == "wandb":
                 tracker = WandbTracker(
                     project=plan.logger.project,
@@ -421,14 +423,18 @@ def execute(
                         row["ci_high"],
                     )
 
-            def probe(phase: str) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+            def probe(
+                phase: str, marks: dict[str, Any] | None = None
+            ) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+                """Run every probe on the policy; ``marks`` (e.g. invalid) go on every row."""
                 runstate.enter_phase(f"{phase} (probes)")
                 all_rows: list[dict[str, Any]] = []
                 all_records: dict[str, list[Any]] = {}
                 for p in plan.probes:
                     t0 = time.perf_counter()
                     result = p.run(policy, probe_ctx)
-                    rows = result.rows(phase, **context, seconds=round(time.perf_counter() - t0, 2))
+                    seconds = round(time.perf_counter() - t0, 2)
+                    rows = result.rows(phase, **context, seconds=seconds, **(marks or {}))
                     # per-item values of each metric, which comparisons pair across phases/arms
                     items = [
                         {"metric": m, "item": k, "cluster": c, "value": v}
@@ -464,9 +470,22 @@ def execute(
                 # built now, so bad arguments fail before the base probes, and recorded
                 # (reward_model.json, W&B config) even when no phase uses it
                 rewards.configured(None)
+
+            def check_health(phase: str, current: health.Health) -> dict[str, Any]:
+                """Emit the phase's health rows; the marks its probe rows get when invalid."""
+                reason = current.invalid_reason(None if phase == "base" else base_health)
+                marks = {"invalid": True, "invalid_reason": reason} if reason else {}
+                emit(phase, [{**r, "phase": phase, **context, **marks} for r in current.rows()], {})
+                if reason:
+                    log.error("phase %s: %s; its rows are marked invalid", phase, reason)
+                elif phase == "base" and current.degenerate:
+                    log.warning("the base model's replies are degenerate (all empty or the same)")
+                return marks
+
             if "base" in completed:
                 log.info("resuming %s after: %s", run_dir, ", ".join(completed))
             else:
+                base_marks = check_health("base", base_health)
                 key = _base_key(plan, env)
                 cached = _cached_base(key, base_cache)
                 if cached is not None:
@@ -474,8 +493,8 @@ def execute(
                     rows, records = cached
                     emit("base", [{**r, **context} for r in rows], records)
                 else:
-                    base = probe("base")
-                    if key is not None:  # only complete evaluations are shared
+                    base = probe("base", base_marks)
+                    if key is not None and not base_marks:  # only complete, valid ones are shared
                         _store_base(key, base, base_cache)
                 completed.append("base")
                 checkpoint.save(plan.raw, completed, rows_so_far, artifacts, rewards.records)
@@ -512,7 +531,7 @@ def execute(
                 for name, source in phase_ctx.published.items():
                     _publish(source, run_dir / name, label)
                 if phase.changes_policy:
-                    probe(label)
+                    probe(label, check_health(label, health.check(policy)))
                 else:  # e.g. the reward phase trains a reward model, not the policy
                     log.info("phase %s left the policy unchanged: no probes after it", label)
                 completed.append(label)

@@ -15,6 +15,7 @@ hardest case for resume) or send itself ``term`` (SIGTERM: the graceful path).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -98,6 +99,31 @@ def _inject(step: int) -> None:
         raise IntentgymError(f"{FAULT_VARIABLE}={fault!r}: the action must be kill or term")
 
 
+class TrainingDiverged(IntentgymError):
+    """Non-finite loss or gradients: the phase stops before the model is saved or probed."""
+
+
+def diverged(what: str, step: int) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"phase {STATE.phase} diverged at step {step}: {what}; lower the learning rate "
+        "(or use finetune=lora) and run again"
+    )
+
+
+def check_finite_gradients(model: Any, step: int) -> None:
+    """Raise :class:`TrainingDiverged` when any gradient holds NaN or infinity."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if param.grad is not None and not bool(torch.isfinite(param.grad).all()):
+            raise diverged(f"non-finite gradient in {name}", step)
+
+
+def check_finite_loss(loss: float, step: int) -> None:
+    if not math.isfinite(loss):
+        raise diverged(f"the loss is {loss}", step)
+
+
 def trainer_callbacks() -> list[Any]:
     """Callbacks for every HF/TRL trainer of a phase: step tracking, graceful stop, faults."""
     from transformers import TrainerCallback
@@ -112,6 +138,21 @@ def trainer_callbacks() -> list[Any]:
                     control.should_save = True  # on_save raises once the checkpoint is written
                 else:
                     raise STATE.interrupted()
+
+        def on_pre_optimizer_step(
+            self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
+        ) -> None:
+            # a diverged step must not become the next phase's starting point
+            if model is not None:
+                check_finite_gradients(model, state.global_step + 1)
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
+        ) -> None:
+            for key in ("loss", "train_loss"):
+                value = (logs or {}).get(key)
+                if isinstance(value, int | float) and not math.isfinite(value):
+                    raise diverged(f"the training {key} is {value}", state.global_step)
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if STATE.requested is not None:
