@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from intentgym.budget import COUNTERS
 from intentgym.models import Policy, eval_mode
 
 Messages = Sequence[dict[str, str]]
@@ -68,6 +69,10 @@ def generate(
                     **sampling,
                 )
                 new_tokens = out[:, batch["input_ids"].shape[1] :]
+                pad = tokenizer.pad_token_id
+                COUNTERS.generated_tokens += (
+                    int((new_tokens != pad).sum()) if pad is not None else new_tokens.numel()
+                )
                 texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
                 for i, text in zip(idx, texts, strict=True):
                     outputs[i] = text.strip()

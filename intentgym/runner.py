@@ -338,7 +338,7 @@ def execute(
     """
     import transformers
 
-    from intentgym import health, runstate
+    from intentgym import budget, health, runstate
     from intentgym.api.artifacts import Artifacts
     from intentgym.api.env import make_env
     from intentgym.api.phase import PhaseContext
@@ -521,7 +521,9 @@ def execute(
                 )
                 phase_ctx.output_dir.mkdir(parents=True, exist_ok=True)
                 trained_before = artifacts.get(TrainedRewardModel)
-                policy = phase.run(policy, env, phase_ctx)
+                with budget.PhaseBudget() as spent:
+                    policy = phase.run(policy, env, phase_ctx)
+                emit(label, [{**r, "phase": label, **context} for r in spent.rows()], {})
                 trained = artifacts.get(TrainedRewardModel)
                 if trained is not None and trained is not trained_before:
                     rewards.note_trained(

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from intentgym.budget import COUNTERS
 from intentgym.errors import IntentgymError
 
 FAULT_VARIABLE = "INTENTGYM_FAULT"
@@ -129,10 +130,8 @@ def trainer_callbacks() -> list[Any]:
     from transformers import TrainerCallback
 
     class StepCallback(TrainerCallback):  # type: ignore[misc]
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            STATE.training = True
-
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            COUNTERS.optimiser_steps += 1
             if step_done(state.global_step):
                 if args.save_strategy != "no":
                     control.should_save = True  # on_save raises once the checkpoint is written
@@ -149,6 +148,12 @@ def trainer_callbacks() -> list[Any]:
         def on_log(
             self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
         ) -> None:
+            # TRL's online trainers sample inside the trainer: count what they report generating
+            # (mean completion length x completions per optimiser step x logged steps)
+            length = (logs or {}).get("completions/mean_length")
+            if isinstance(length, int | float) and math.isfinite(length):
+                per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+                COUNTERS.generated_tokens += round(length * per_step * args.logging_steps)
             for key in ("loss", "train_loss"):
                 value = (logs or {}).get(key)
                 if isinstance(value, int | float) and not math.isfinite(value):
@@ -158,7 +163,13 @@ def trainer_callbacks() -> list[Any]:
             if STATE.requested is not None:
                 raise STATE.interrupted()
 
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            STATE.training = True
+            self.tokens_at_start = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             STATE.training = False
+            seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+            COUNTERS.trained_tokens += max(0, seen - self.tokens_at_start)
 
     return [StepCallback()]

@@ -38,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from intentgym import runstate
+from intentgym.budget import COUNTERS
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +384,7 @@ class PPOTrainer:
                 self.history.append(row)
                 bar.update()
                 bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl']:.3f}")
+                COUNTERS.optimiser_steps += 1
                 if runstate.step_done(it + 1):  # a signal: stop after this update (no checkpoint)
                     raise runstate.STATE.interrupted()
                 if self.on_log is not None:

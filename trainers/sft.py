@@ -161,6 +161,8 @@ def training_arguments(c: TrainingSettings, policy: Policy, ctx: PhaseContext) -
         "save_strategy": "steps" if c.checkpoint_steps > 0 else "no",
         "save_steps": max(1, c.checkpoint_steps),
         "save_total_limit": 1,
+        # the budget ledger's trained tokens (intentgym.budget)
+        "include_num_input_tokens_seen": "non_padding",
         "report_to": ctx.report_to,
         "seed": ctx.seed,
         "data_seed": ctx.seed,

@@ -31,6 +31,42 @@ log = logging.getLogger(__name__)
 REWARD_SOURCES = ("auto", "learned", "judge", "run")
 
 
+class Counted:
+    """A reward model that counts the completions it scores for the budget ledger
+    (``intentgym.budget``); everything else is the wrapped model's."""
+
+    def __init__(self, inner: Any) -> None:
+        object.__setattr__(self, "_inner", inner)
+
+    def __call__(self, prompts: Any, completions: Any, **kwargs: Any) -> Any:
+        from intentgym.budget import COUNTERS
+
+        COUNTERS.reward_items += len(completions)
+        return self._inner(prompts, completions, **kwargs)
+
+    def score_answers(self, prompts: Any, answers: Any, **kwargs: Any) -> Any:
+        """spec_judge's entry point for answers without their reasoning (counted the same)."""
+        from intentgym.budget import COUNTERS
+
+        COUNTERS.reward_items += len(answers)
+        return self._inner.score_answers(prompts, answers, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_inner":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # isinstance() sees the wrapped model's class
+        return type(self._inner)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_inner": self._inner}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        object.__setattr__(self, "_inner", state["_inner"])
+
+
 class RunRewardModels:
     """The reward models of one run (see the module docstring)."""
 
@@ -47,6 +83,7 @@ class RunRewardModels:
         self.instance = instance
         self.on_record = on_record
         self._built: dict[str, Any] = {}
+        self._wrappers: dict[str, Counted] = {}
         #: one entry per distinct reward model handed out, in order
         self.records: list[dict[str, Any]] = []
 
@@ -57,7 +94,7 @@ class RunRewardModels:
         ``phase`` None: built before any phase (recorded as configured, used by none yet)."""
         if self.instance is not None:
             self._record(phase, self.instance)
-            return self.instance
+            return self._counted("instance", self.instance)
         if self.spec is None:
             raise IntentgymError(
                 f"phase {phase!r} needs a reward model: add reward_model=NAME to the run "
@@ -123,7 +160,13 @@ class RunRewardModels:
             log.info("reward model %s built with %s for phase %s", name, kwargs, phase)
         instance = self._built[key]
         self._record(phase, instance, name, kwargs)
-        return instance
+        return self._counted(key, instance)
+
+    def _counted(self, key: str, instance: Any) -> Any:
+        """One counting wrapper per reward model (so a phase that asks twice gets the same)."""
+        if key not in self._wrappers:
+            self._wrappers[key] = Counted(instance)
+        return self._wrappers[key]
 
     # -- the record ----------------------------------------------------------------------------
 
