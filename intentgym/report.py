@@ -306,6 +306,8 @@ def markdown(
     *,
     unreadable: dict[Path, str] | None = None,
     jobs: list[Any] | None = None,
+    baseline: str | None = None,
+    correction: str = "holm",
 ) -> str:
     lines = [f"# intentgym report\n\n{len(runs)} completed run(s)."]
     if jobs:  # a sweep: every planned job, done, failed (with its error) or missing
@@ -318,21 +320,57 @@ def markdown(
         lines.append("\nUnreadable (skipped):\n")
         lines += [f"- {path}: {why}" for path, why in unreadable.items()]
         lines.append("")
+    from intentgym import compare
+
     models = sorted({r.model for r in runs})
     lines.append(
         f"Model: {', '.join(models)}. Values are 95% CIs: the probe's own for one seed, "
-        "Student-t over seeds otherwise. Δ = change vs the base model (same seed).\n"
+        "Student-t over seeds otherwise. Δ vs base: paired on the same items within each run "
+        "(clusters resampled; with several seeds, seeds then clusters), 95% CI and sign-flip p. "
+        "INVALID: the health check found the model broken (never read as aligned). "
+        "Flags: see the end of the report.\n"
     )
+    items = {id(r): compare.load_items(r) for r in runs}
+    by_condition: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_condition[run.condition].append(run)
+    base_items = list(items.values())
     for metric, cells in aggregate(runs).items():
-        lines.append(f"## {metric}\n")
-        lines.append("| condition | phase | seeds | value [95% CI] | Δ vs base |")
-        lines.append("|---|---|---:|---|---:|")
+        if metric.startswith("budget/"):
+            continue  # its own table below
+        flag = compare.floor_flag(base_items, metric)
+        lines.append(f"## {metric}{f'  ({flag})' if flag else ''}\n")
+        lines.append("| condition | phase | seeds | value [95% CI] | Δ vs base [95% CI] | p |")
+        lines.append("|---|---|---:|---|---|---:|")
         for (condition, phase), c in cells.items():
-            delta = "" if phase == "base" else f"{c.delta:+.3f}"
-            lines.append(
-                f"| {condition} | {phase} | {c.n_seeds} | {_fmt(c.value)} [{_fmt(c.low)}, {_fmt(c.high)}] | {delta} |"
+            group = by_condition.get(condition, [])
+            broken = next(
+                (items[id(r)].invalid[phase] for r in group if phase in items[id(r)].invalid), None
             )
+            value = f"{_fmt(c.value)} [{_fmt(c.low)}, {_fmt(c.high)}]"
+            if broken:
+                lines.append(f"| {condition} | {phase} | {c.n_seeds} | INVALID: {broken} | | |")
+                continue
+            delta, p = "", ""
+            if phase != "base":
+                est = compare.difference(
+                    [(r.seed, items[id(r)], "base") for r in group],
+                    [(r.seed, items[id(r)], phase) for r in group],
+                    metric,
+                )
+                if est is None:
+                    delta = f"{c.delta:+.3f} (no item data: no interval)"
+                else:
+                    sign = "+" if est.value >= 0 else ""
+                    delta = f"{sign}{compare._f(est.value)} [{compare._f(est.low)}, {compare._f(est.high)}]"
+                    if est.note:
+                        delta += f" ({est.note})"
+                    p = compare._p(est.p)
+            lines.append(f"| {condition} | {phase} | {c.n_seeds} | {value} | {delta} | {p} |")
         lines.append("")
+    lines += _budget_section(runs, items, by_condition)
+    if baseline:
+        lines.append(_baseline_section(runs, items, baseline, correction))
     plots = [(r, r.path / name) for r in runs for name in RUN_PLOTS if (r.path / name).is_file()]
     if plots:
         lines.append("## Plots written by the runs\n")
@@ -340,6 +378,76 @@ def markdown(
             where = path.relative_to(root) if root and path.is_relative_to(root) else path
             lines.append(f"{run.condition or run.path.name}: ![{path.stem}]({where})\n")
     return "\n".join(lines)
+
+
+def _budget_section(
+    runs: list[Run], items: dict[int, Any], by_condition: dict[str, list[Run]]
+) -> list[str]:
+    """The budget ledger per condition and phase, and a warning where arms differ > 10%."""
+    from intentgym import compare
+
+    rows = []
+    for condition, group in by_condition.items():
+        per: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for r in group:
+            for key, v in items[id(r)].budget.items():
+                per[key].append(v)
+        for phase in dict.fromkeys(k[0] for k in per):
+            cells = [
+                f"{sum(per[(phase, k)]) / len(per[(phase, k)]):,.0f}" if per.get((phase, k)) else ""
+                for k in (*compare.BUDGET_KEYS, "wall_seconds")
+            ]
+            rows.append(f"| {condition} | {phase} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    warnings = compare.budget_warnings(
+        {c: [items[id(r)] for r in group] for c, group in by_condition.items()}
+    )
+    out = [
+        "## Budget per phase (mean over seeds)\n",
+        "| condition | phase | optimiser steps | trained tokens | generated tokens | reward items | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
+    if warnings:
+        out.append("**Unequal budgets** (more than 10% apart):\n")
+        out += [f"- {w}" for w in warnings]
+        out.append("")
+    return out
+
+
+def _baseline_section(
+    runs: list[Run], items: dict[int, Any], baseline: str, correction: str
+) -> str:
+    """``--baseline KEY=VALUE``: the runs whose config (or framing/trainer label) matches form the
+    baseline arm; every other condition is compared with it."""
+    from intentgym import compare
+
+    key, _, wanted = baseline.partition("=")
+    if not wanted:
+        raise IntentgymError(f"--baseline {baseline!r}: give KEY=VALUE, e.g. framing=secure")
+
+    def matches(run: Run) -> bool:
+        if key in ("framing", "trainer", "condition"):
+            return str(getattr(run, key)) == wanted
+        return str(_flatten(run.config).get(key)) == wanted
+
+    chosen = {r.condition for r in runs if matches(r)}
+    if len(chosen) != 1:
+        conditions = ", ".join(sorted({r.condition for r in runs}))
+        found = f"{len(chosen)} conditions" if chosen else "no run"
+        raise IntentgymError(
+            f"--baseline {baseline}: {found} match; the conditions are: {conditions}"
+        )
+    (base_condition,) = chosen
+    groups: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+    for r in runs:
+        groups[r.condition].append((r.seed, items[id(r)]))
+    comparisons = compare.compare_to_baseline(groups, base_condition, correction)
+    if not comparisons:
+        return f"## Comparison with the baseline arm: {base_condition}\n\nNo shared items to compare.\n"
+    return compare.comparison_markdown(comparisons, base_condition, correction)
 
 
 def plot(runs: list[Run], path: Path) -> None:
@@ -377,7 +485,7 @@ def plot(runs: list[Run], path: Path) -> None:
         plt.close(fig)
 
 
-def build_report(root: Path) -> str:
+def build_report(root: Path, *, baseline: str | None = None, correction: str = "holm") -> str:
     """Write report.md, report.csv and report.png under ``root`` (each atomically: a failed
     write is one line and leaves no half-written file) and return the markdown. A run whose
     files are malformed is skipped with a warning and listed as unreadable, with the reason;
@@ -393,7 +501,15 @@ def build_report(root: Path) -> str:
 
     # every sweep under root (usually root itself): its planned jobs and what became of them
     jobs = [j for m in sorted(root.rglob("multirun.yaml")) for j in sweep_jobs(m.parent) or []]
-    text = markdown(runs, incomplete, root, unreadable=unreadable, jobs=jobs)
+    text = markdown(
+        runs,
+        incomplete,
+        root,
+        unreadable=unreadable,
+        jobs=jobs,
+        baseline=baseline,
+        correction=correction,
+    )
     atomic_write_text(root / "report.md", text)
     write_csv(runs, root / "report.csv")
     plot(runs, root / "report.png")
@@ -409,7 +525,20 @@ def report_main(args: list[str]) -> None:
         "report.csv and report.png there. Runs that did not finish are listed, not tabulated.",
     )
     parser.add_argument("dir", metavar="DIR", type=Path, help="a run or multirun directory")
-    print(build_report(parser.parse_args(args).dir))
+    parser.add_argument(
+        "--baseline",
+        metavar="KEY=VALUE",
+        help="compare every other arm with the runs matching this (e.g. framing=secure, "
+        "trainer=sft, or any config key such as env.rater=truthful)",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=["holm", "bh", "none"],
+        default="holm",
+        help="multiple-comparison adjustment across all comparisons of the report (default holm)",
+    )
+    parsed = parser.parse_args(args)
+    print(build_report(parsed.dir, baseline=parsed.baseline, correction=parsed.correction))
 
 
 class ReportCallback(Callback):

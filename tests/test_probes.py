@@ -26,7 +26,10 @@ def test_wilson_interval_matches_the_textbook_value():
 
 
 def test_mean_interval_degenerate_cases():
-    assert mean_ci([0.5, 0.5]) == (0.5, 0.5, 0.5)
+    # equal values never give a zero-width interval: values in [0, 1] get Wilson's at n = 2
+    value, low, high = mean_ci([0.5, 0.5])
+    assert value == 0.5 and low < 0.5 < high
+    assert all(math.isnan(x) for x in mean_ci([3.0, 3.0])[1:])  # unbounded: no interval
     mean, low, high = mean_ci([0.0, 1.0, 0.5, 0.25])
     assert low < mean < high
     assert math.isnan(mean_ci([1.0])[1])

@@ -18,8 +18,9 @@ layer, on the held-out pairs (never used for a direction or the probe):
   the held-out positive / negative reply activations on the original unit direction;
 - ``behaviour``: the trait's forced-choice set (``behaviour_set``; scored by answer text,
   unsteered), mean P(misaligned answer) with a t CI;
-- ``behaviour_shift``: its change against the base model, paired per item (t CI), and
-  ``retained_share``, that change over steering's own shift;
+- ``behaviour_shift``: its change against the base model, paired per item (bootstrap CI), and
+  ``retained_share``, that change over steering's own shift (a ratio of paired means, with a
+  bootstrap interval over the same items);
 - ``steered_kept_share`` / ``steered_coherence``: how many of the iteration's steered replies the
   coherence guard let through, and their mean coherence (0-100).
 
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ from intentgym.api.requirements import Requirements
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import generate
 from intentgym.models import Policy
-from intentgym.stats import mean_ci, proportion_ci
+from intentgym.stats import bootstrap_ratio, mean_ci, paired_difference, proportion_ci
 from intentgym.trainers.sft import SFTPhaseConfig, train_sft
 
 log = logging.getLogger(__name__)
@@ -93,8 +95,10 @@ class SteeringState(Artifact):
     current: dict[int, torch.Tensor]
     #: per layer: the logistic-regression probe for the trait, fitted on base activations
     probes: dict[int, Any]
-    #: steering's own effect on the base model: per-item P(misaligned) at alpha 0, mean shift
+    #: steering's own effect on the base model: per-item P(misaligned) at alpha 0 and at alpha,
+    #: and the mean shift
     alpha0: dict[str, float] = field(default_factory=dict)
+    steered: dict[str, float] = field(default_factory=dict)
     shift: float = 0.0
     iteration: int = 0
     #: one row of Goodhart metrics per iteration (0 = the base model)
@@ -298,9 +302,18 @@ class SteerDistillPhase(Phase[SteerDistillConfig]):
         metrics, current, items = self._measure(policy, train, held, state, env)
         state.current, state.iteration = current, iteration
         shift = state.shift
-        paired = mean_ci([items[k] - state.alpha0[k] for k in state.alpha0])
+        # paired per item (both in [0, 1]); the retained share is a ratio of paired means, its
+        # interval a bootstrap over the same items (steering's own shift drawn with them)
+        paired = paired_difference(state.alpha0, items, bounded=True).as_tuple()
         metrics["behaviour_shift"] = paired
-        metrics["retained_share"] = paired[0] / shift if abs(shift) > 1e-9 else None
+        keys = list(state.alpha0)
+        retained = bootstrap_ratio(
+            [items[k] - state.alpha0[k] for k in keys],
+            [state.steered[k] - state.alpha0[k] for k in keys],
+        )
+        metrics["retained_share"] = (
+            retained.as_tuple() if abs(shift) > 1e-9 and not math.isnan(retained.value) else None
+        )
         metrics["alpha_used"] = alpha
         metrics["steered_kept_share"] = proportion_ci(len(rows), len(replies))
         known = [s for s in scores if s is not None]
@@ -357,6 +370,7 @@ class SteerDistillPhase(Phase[SteerDistillConfig]):
             steered = behaviour_items(policy, c.forced_choice_set, env)
         diffs = [steered[k] - unsteered[k] for k in unsteered]
         state.alpha0, state.shift = unsteered, sum(diffs) / len(diffs)
+        state.steered = steered
         ctx.results += [
             result_row(
                 "steering", "p_misaligned_alpha0", mean_ci(list(unsteered.values())), len(diffs)
@@ -364,7 +378,12 @@ class SteerDistillPhase(Phase[SteerDistillConfig]):
             result_row(
                 "steering", "p_misaligned_alpha", mean_ci(list(steered.values())), len(diffs)
             ),
-            result_row("steering", "delta_p_misaligned", mean_ci(diffs), len(diffs)),
+            result_row(
+                "steering",
+                "delta_p_misaligned",
+                paired_difference(unsteered, steered, bounded=True).as_tuple(),
+                len(diffs),
+            ),
         ]
         base_rows = _rows(base, len(held), len(diffs), 0)
         ctx.results += [{**r, "probe": "goodhart_base"} for r in base_rows]
