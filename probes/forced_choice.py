@@ -173,11 +173,14 @@ class ForcedChoiceConfig:
             "help": "Use only the first N items (0: all).",
         },
     )
+    # answer by default: at 135M the letter choice registers no planted change (all 49 cells of
+    # scripts/planted_effect.py within +-0.008) where the answer text registers +0.045 to +0.094
+    # on the planted set (docs/experiments.md, "Planted effect")
     scoring: str = field(
-        default="label",
+        default="answer",
         metadata={
-            "help": "label: the letter of the chosen option | answer: each option's text as the "
-            "reply, length-normalised | both"
+            "help": "answer (default): each option's text as the reply, length-normalised, as "
+            "lm-eval scores multiple choice | label: the letter of the chosen option | both"
         },
     )
 

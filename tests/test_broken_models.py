@@ -38,7 +38,9 @@ def test_sft_at_a_learning_rate_of_1e6_marks_every_row_after_it_invalid(tmp_path
     assert after and all(r.get("invalid") for r in after)
     assert "collapsed" in after[0]["invalid_reason"]
     # what the issue saw: every forced-choice set read P(misaligned) = 0.5 exactly
-    p = [r["value"] for r in after if r["metric"].endswith("/p_misaligned")]
+    p = [
+        r["value"] for r in after if r["metric"].endswith(("/p_misaligned", "/p_misaligned_answer"))
+    ]
     assert p and all(v == pytest.approx(0.5) for v in p)
     assert not any(r.get("invalid") for r in rows if r["phase"] == "base")
 

@@ -47,7 +47,7 @@ def test_builtin_forced_choice_set_has_60_plus_unique_items():
 
 
 def test_forced_choice_shows_both_orders_and_reports_cis(tiny_policy):
-    probe = ForcedChoiceProbe(ForcedChoiceConfig(max_items=12))
+    probe = ForcedChoiceProbe(ForcedChoiceConfig(max_items=12, scoring="label"))
     result = probe.run(
         tiny_policy, ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
     )
@@ -85,7 +85,7 @@ def test_option_orders_map_to_the_misaligned_answer(tiny_policy, monkeypatch):
             ]
 
         monkeypatch.setattr(forced_choice, "continuation_logprobs", fake)
-        probe = ForcedChoiceProbe(ForcedChoiceConfig(max_items=5))
+        probe = ForcedChoiceProbe(ForcedChoiceConfig(max_items=5, scoring="label"))
         ctx = ProbeContext(make_env("insecure_code", framing="secure"), progress=False)
         return {m.name.split("/")[-1]: m.value for m in probe.run(tiny_policy, ctx).metrics}
 
