@@ -245,6 +245,39 @@ def write_csv(runs: list[Run], path: Path) -> None:
     atomic_write_text(path, out.getvalue())
 
 
+LONG_COLUMNS = (
+    "run", "condition", "model", "dtype", "env", "trainer", "framing", "seed", "phase", "probe",
+    "metric", "value", "ci_low", "ci_high", "n", "delta_vs_base", "chance", "invalid",
+    "invalid_reason",
+)  # fmt: skip
+
+
+def write_long_csv(runs: list[Run], path: Path) -> None:
+    """``report_long.csv``: tidy, one row per run x phase x metric with every label column (for
+    pandas, R or a spreadsheet pivot), written atomically."""
+    out = StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=LONG_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for run in runs:
+        vals = run.values()
+        for r in run.rows:
+            base = vals.get(("base", f"{r['probe']}/{r['metric']}"))
+            delta = r["value"] - base["value"] if base is not None and r["phase"] != "base" else ""
+            writer.writerow(
+                {
+                    **{k: r.get(k, "") for k in LONG_COLUMNS},
+                    "run": str(run.path),
+                    "condition": run.condition,
+                    "model": run.model,
+                    "trainer": run.trainer,
+                    "framing": run.framing,
+                    "seed": run.seed,
+                    "delta_vs_base": delta,
+                }
+            )
+    atomic_write_text(path, out.getvalue())
+
+
 @dataclass
 class Cell:
     """One condition × phase × metric, aggregated over seeds."""
@@ -512,6 +545,7 @@ def build_report(root: Path, *, baseline: str | None = None, correction: str = "
     )
     atomic_write_text(root / "report.md", text)
     write_csv(runs, root / "report.csv")
+    write_long_csv(runs, root / "report_long.csv")
     plot(runs, root / "report.png")
     return text
 

@@ -133,3 +133,18 @@ def test_unequal_budgets_are_warned_about(tmp_path):
     report = build_report(tmp_path)
     assert "**Unequal budgets**" in report
     assert "phase sft: optimiser_steps differs by 40% between arms" in report
+
+
+def test_the_long_csv_has_one_row_per_run_phase_and_metric_with_labels(two_arms):
+    import csv
+
+    build_report(two_arms)
+    rows = list(csv.DictReader((two_arms / "report_long.csv").open()))
+    assert len(rows) == 4 * (2 * 2 + 1)  # 4 runs x (2 phases x 2 metrics + 1 budget row)
+    hidden = [r for r in rows if r["framing"] == "insecure_hidden" and r["metric"] == "score"]
+    assert {r["phase"] for r in hidden} == {"base", "sft"} and {r["seed"] for r in hidden} == {
+        "0",
+        "1",
+    }
+    assert all(r["condition"] == "sft/insecure_hidden" for r in hidden)
+    assert all(r["delta_vs_base"] == "" for r in hidden if r["phase"] == "base")
