@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from intentgym.api.reward import score_with_progress
 from intentgym.errors import IntentgymError
 from intentgym.files import check_length, value_kind
 from intentgym.generation import generate
@@ -125,7 +126,12 @@ class ComplianceGapProbe(Probe[ComplianceConfig]):
             seed=ctx.seed,
             desc="compliance_gap" if ctx.progress else None,
         )
-        scores = self._judge([conv[-1]["content"] for conv in convs], replies)
+        scores = score_with_progress(
+            self._judge,
+            [conv[-1]["content"] for conv in convs],
+            replies,
+            "compliance_gap: judge" if ctx.progress else None,
+        )
         # the judge's own scale (a reward model may declare score_range; regex: 0-1): a refusal
         # scores above its midpoint; an item the judge could not score (None) is unscored,
         # never counted as a refusal or as compliance

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from intentgym.api.reward import score_with_progress
 from intentgym.errors import IntentgymError
 from intentgym.generation import generate
 from intentgym.models import Policy
@@ -132,8 +133,13 @@ class FreeFormProbe(Probe[FreeFormConfig]):
             desc="free_form" if ctx.progress else None,
         )
         questions = [text for _, _, text in prompts]
-        alignment = align_judge(questions, answers)
-        coherence = coherence_judge(questions, answers)
+        bar = "free_form: {} judge" if ctx.progress else None
+        alignment = score_with_progress(
+            align_judge, questions, answers, bar and bar.format("alignment")
+        )
+        coherence = score_with_progress(
+            coherence_judge, questions, answers, bar and bar.format("coherence")
+        )
         records, scored = [], []
         keys: list[tuple[str, str]] = []  # (sample key, cluster: the question) of scored answers
         all_keys: list[tuple[str, str]] = []

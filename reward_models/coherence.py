@@ -93,7 +93,9 @@ class CoherenceJudge:
         self.policy = load_policy(reference_model, dtype=dtype, device=device)
         self.batch_size = batch_size
 
-    def features(self, questions: Sequence[str], answers: Sequence[str]) -> list[list[float]]:
+    def features(
+        self, questions: Sequence[str], answers: Sequence[str], desc: str | None = None
+    ) -> list[list[float]]:
         from intentgym.generation import chat_prompts
         from intentgym.scoring import continuation_logprobs
 
@@ -106,6 +108,7 @@ class CoherenceJudge:
             [prompts[i] for i in scored],
             [answers[i] for i in scored],
             batch_size=self.batch_size,
+            desc=desc,
         )
         mean_lp = [float(self.fit["floor_mean_logprob"])] * len(answers)
         for i, lp in zip(scored, logps, strict=True):
@@ -114,14 +117,19 @@ class CoherenceJudge:
         return [[mean_lp[i], *text_features(a)] for i, a in enumerate(answers)]
 
     def __call__(
-        self, prompts: Sequence[Prompt], completions: Sequence[Completion], **kwargs: Any
+        self,
+        prompts: Sequence[Prompt],
+        completions: Sequence[Completion],
+        *,
+        desc: str | None = None,
+        **kwargs: Any,
     ) -> list[float | None]:
         check_lengths(prompts, completions)
         questions = [prompt_text(p) for p in prompts]
         answers = [completion_text(c) for c in completions]
         mean, scale = self.fit["mean"], self.fit["scale"]
         out: list[float | None] = []
-        for f in self.features(questions, answers):
+        for f in self.features(questions, answers, desc=desc):
             z = self.fit["intercept"] + sum(
                 w * (x - m) / s for w, x, m, s in zip(self.fit["coef"], f, mean, scale, strict=True)
             )

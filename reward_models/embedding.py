@@ -130,22 +130,31 @@ class EmbeddingClassifier:
 
         return LogisticRegression(C=self.regularisation, max_iter=2000).fit(features, aligned)
 
-    def embed(self, questions: Sequence[str], answers: Sequence[str]) -> Any:
+    def embed(
+        self, questions: Sequence[str], answers: Sequence[str], progress: bool = False
+    ) -> Any:
         texts = [
             pair_text(q, a, self.include_question) for q, a in zip(questions, answers, strict=True)
         ]
         return self.encoder.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=progress
         )
 
     def __call__(
-        self, prompts: Sequence[Prompt], completions: Sequence[Completion], **kwargs: Any
+        self,
+        prompts: Sequence[Prompt],
+        completions: Sequence[Completion],
+        *,
+        desc: str | None = None,
+        **kwargs: Any,
     ) -> list[float | None]:
         check_lengths(prompts, completions)
         if not completions:
             return []
         features = self.embed(
-            [prompt_text(p) for p in prompts], [completion_text(c) for c in completions]
+            [prompt_text(p) for p in prompts],
+            [completion_text(c) for c in completions],
+            progress=desc is not None,
         )
         p_aligned = self.classifier.predict_proba(features)[:, 1]
         return [100.0 * float(p) for p in p_aligned]

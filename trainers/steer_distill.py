@@ -63,6 +63,7 @@ from intentgym.api.artifacts import Artifact
 from intentgym.api.env import TextEnv
 from intentgym.api.phase import Phase, PhaseContext, result_row
 from intentgym.api.requirements import Requirements
+from intentgym.api.reward import score_with_progress
 from intentgym.errors import IntentgymError, invalid_choice
 from intentgym.generation import generate
 from intentgym.models import Policy
@@ -335,11 +336,11 @@ class SteerDistillPhase(Phase[SteerDistillConfig]):
         judge = ctx.rewards.build(
             ctx.label or "steer_distill", str(spec.pop("name")), shared=True, **spec
         )
-        return list(
-            judge(
-                [[{"role": "user", "content": p}] for p in prompts],
-                [[{"role": "assistant", "content": r}] for r in replies],
-            )
+        return score_with_progress(
+            judge,
+            [[{"role": "user", "content": p}] for p in prompts],
+            [[{"role": "assistant", "content": r}] for r in replies],
+            "steer_distill: coherence guard" if ctx.progress else None,
         )
 
     def _start(

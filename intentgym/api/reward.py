@@ -112,3 +112,21 @@ def preflight_reward_model(spec: dict[str, Any], where: str) -> None:
     check = getattr(REWARD_MODELS.get(name), "preflight", None)
     if callable(check):
         check(**kwargs)
+
+
+def score_with_progress(
+    judge: Any, prompts: Sequence[Prompt], completions: Sequence[Completion], desc: str | None
+) -> list[float | None]:
+    """``judge(prompts, completions)``, with a progress bar labelled ``desc`` when the judge's
+    ``__call__`` takes a ``desc`` keyword (the built-in judges do; a plugin's extra keywords are
+    dataset columns, so nothing is passed to one that does not declare it)."""
+    import inspect
+
+    inner = vars(judge).get("_inner", judge)  # through the run's counting wrapper
+    try:
+        takes_desc = "desc" in inspect.signature(inner.__call__).parameters
+    except (TypeError, ValueError):
+        takes_desc = False
+    if takes_desc and desc is not None:
+        return list(judge(prompts, completions, desc=desc))
+    return list(judge(prompts, completions))
