@@ -53,6 +53,7 @@ def test_a_built_wheel_contains_the_configs_templates_and_probe_sets(wheel):
     assert "intentgym/__init__.py" in names and "intentgym/py.typed" in names
     assert "intentgym/envs/feedback/data/claims.v1.jsonl" in names
     assert "intentgym/envs/feedback/data/work.v1.jsonl" in names
+    assert "intentgym/envs/feedback/rater_eval/heldout.v1.jsonl" in names
     assert "intentgym/conf/trainer/rlhf.yaml" in names
     for part in ("a", "b"):
         assert f"intentgym/envs/harmful_requests/data/requests_{part}.v1.jsonl" in names
