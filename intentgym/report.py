@@ -582,9 +582,18 @@ class ReportCallback(Callback):
         self._report(Path(config.hydra.runtime.output_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._report(Path(config.hydra.sweep.dir))
+        """The sweep's report; with logger=wandb also logged to a W&B run of its own
+        (job_type ``report``, intentgym/tracking.py)."""
+        root = Path(config.hydra.sweep.dir)
+        if self._report(root):
+            from intentgym.tracking import log_sweep_report
+
+            log_sweep_report(root)
 
     @staticmethod
-    def _report(root: Path) -> None:
+    def _report(root: Path) -> bool:
+        """Print (and write) the report of the runs under ``root``; whether there were any."""
         if any(root.rglob("results.jsonl")):
             print(build_report(root))
+            return True
+        return False

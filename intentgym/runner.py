@@ -99,6 +99,16 @@ class LoggerSettings:
     mode: str = "auto"
     group: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: rows per W&B table of per-item probe records (0: no tables); intentgym/tracking.py
+    max_table_rows: int = field(default=200, metadata={"min": 0})
+    #: adapters and reward models as W&B artifacts: reference | upload | none
+    artifacts: str = "reference"
+
+    def __post_init__(self) -> None:
+        from intentgym.tracking import ARTIFACT_MODES
+
+        if self.artifacts not in ARTIFACT_MODES:
+            raise invalid_choice("logger.artifacts", self.artifacts, ARTIFACT_MODES)
 
 
 @dataclass
@@ -394,7 +404,17 @@ def execute(
                     name=f"{plan.trainer_name}-{plan.framing}-s{plan.seed}",
                     group=plan.logger.group or group,
                     mode=plan.logger.mode,
-                    tags=plan.logger.tags,
+                    tags=[
+                        plan.trainer_name,
+                        plan.env.name,
+                        plan.framing,
+                        plan.model.name,
+                        *plan.logger.tags,
+                    ],
+                    job_type="run",
+                    max_table_rows=plan.logger.max_table_rows,
+                    artifacts=plan.logger.artifacts,
+                    base_model=plan.model.name,
                 )
             context = {
                 "model": plan.model.name,
@@ -412,6 +432,7 @@ def execute(
                 for name, recs in records.items():
                     atomic_write_jsonl(run_dir / "records" / phase / f"{name}.jsonl", recs)
                 tracker.log_rows(rows)
+                tracker.log_records(phase, records)
                 for row in rows:
                     log.info(
                         "%s %s %s = %.3f [%.3f, %.3f]",
@@ -529,6 +550,11 @@ def execute(
                     rewards.note_trained(
                         label, str(trained.path), dtype=dtype, device=str(policy.device)
                     )
+                # W&B artifacts: the phase's adapter or weights, and the reward model it trained
+                new_rm = (
+                    trained.path if trained is not None and trained is not trained_before else None
+                )
+                tracker.log_phase(label, phase_ctx.output_dir, reward_model=new_rm)
                 emit(label, [{**r, "phase": label, **context} for r in phase_ctx.results], {})
                 for name, source in phase_ctx.published.items():
                     _publish(source, run_dir / name, label)

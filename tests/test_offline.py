@@ -155,6 +155,8 @@ def test_a_smoke_run_with_wandb_needs_no_network(run_composed, tmp_path, monkeyp
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     run_dir = tmp_path / "run"  # the runner itself turns telemetry off and the hub offline
+    import requests  # noqa: F401  urllib3 opens a local IPv6 socket at import; nothing is sent
+
     pytest_socket.disable_socket(allow_unix_socket=True)  # W&B talks to wandb-core over AF_UNIX
     try:
         rows = run_composed(["debug=smoke", "trainer=sft", "logger=wandb"], run_dir)
