@@ -46,6 +46,8 @@ commands:
                        intentgym config trainer=rlhf debug=smoke
   report DIR           comparison table, CSV and plot for a run or multirun directory
   list                 registered envs, trainers, reward models (plugins included), probes, models
+  export-probes --format lm-eval|inspect DIR
+                       the probe items as lm-evaluation-harness or Inspect tasks
 
 `intentgym COMMAND --help` describes a command; `intentgym --version` prints the version.
 """
@@ -395,6 +397,70 @@ def list_components() -> None:
     print("experiments:", ", ".join(group_options("experiment")))
 
 
+def export_main(args: list[str]) -> None:
+    import argparse
+
+    from intentgym.export import DEFAULT_MODEL, FORMATS, FREE_FORM, SCORINGS, export_probes
+
+    parser = argparse.ArgumentParser(
+        prog="intentgym export-probes",
+        description="Write the probe items as tasks of another evaluation harness. lm-eval: one "
+        "lm-evaluation-harness multiple_choice task per forced-choice set plus a group, with "
+        "the exact prompt and continuation strings intentgym scores (rendered with --model's "
+        "chat template) and a utils.py computing intentgym's metrics. inspect: an Inspect task "
+        "file (one @task per forced-choice set and per free-form question file) and its "
+        "datasets as JSONL.",
+        epilog="e.g. intentgym export-probes --format lm-eval lm_eval_tasks --model smollm2-135m",
+    )
+    parser.add_argument("out_dir", metavar="DIR", help="folder to write (created if missing)")
+    parser.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    parser.add_argument(
+        "--sets", default="", help="forced-choice sets, comma-separated (default: all built-in)"
+    )
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"lm-eval: whose chat template renders the prompts (default {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--scoring",
+        default="answer",
+        choices=SCORINGS,
+        help="lm-eval: answer (intentgym's default: each option's text), label ((A)/(B), both "
+        "orders) or both",
+    )
+    parser.add_argument(
+        "--questions",
+        default=",".join(FREE_FORM),
+        help="inspect: free-form question files (built-in names or paths), comma-separated",
+    )
+    parser.add_argument(
+        "--max-items", type=int, default=0, help="only the first N items of each set (0: all)"
+    )
+    parsed = parser.parse_args(args)
+    if parsed.max_items < 0:
+        raise IntentgymError(f"--max-items must be >= 0, got {parsed.max_items}")
+    sets = [s.strip() for s in parsed.sets.split(",") if s.strip()] or None
+    kwargs: dict[str, Any] = {"sets": sets, "max_items": parsed.max_items}
+    if parsed.fmt == "lm-eval":
+        kwargs.update(model=parsed.model, scoring=parsed.scoring)
+    else:
+        kwargs["free_form"] = [q.strip() for q in parsed.questions.split(",") if q.strip()]
+    result = export_probes(parsed.fmt, parsed.out_dir, **kwargs)
+    print(f"wrote {len(result.files)} files to {result.out_dir}")
+    for kind, tasks in result.tasks.items():
+        print(f"  {kind}: {', '.join(tasks)}")
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.format == "lm-eval":
+        print(
+            f"run: lm_eval --model hf --model_args pretrained=PATH --include_path "
+            f"{result.out_dir} --tasks {','.join(result.tasks)}  (no --apply_chat_template)"
+        )
+    else:
+        print(f"run: inspect eval {result.out_dir / 'intentgym_tasks.py'} --model MODEL")
+
+
 def _first_framing(name: str) -> str:
     from intentgym.envs import env_framings
 
@@ -427,8 +493,12 @@ def main(argv: list[str] | None = None) -> None:
             config_main(rest)
         elif command == "list":
             list_main(rest)
+        elif command == "export-probes":
+            export_main(rest)
         else:
-            raise invalid_choice("command", command, ["config", "list", "report", "run"])
+            raise invalid_choice(
+                "command", command, ["config", "export-probes", "list", "report", "run"]
+            )
     except IntentgymError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

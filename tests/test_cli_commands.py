@@ -11,7 +11,7 @@ import pytest
 from intentgym.cli import main
 from intentgym.config_view import config_text
 
-COMMANDS = ("run", "config", "report", "list")
+COMMANDS = ("run", "config", "report", "list", "export-probes")
 
 
 def _section(text: str, title: str) -> list[str]:
