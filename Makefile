@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 # Elsewhere, e.g.: make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint bench dist clean
+.PHONY: install demo test test-fast lint bench dist wheel-check clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,19 @@ bench: install
 dist: install
 	rm -rf dist
 	$(PY) -m build --outdir dist .
+
+# The wheel a lab would vendor, installed into a clean venv (its own dependencies from the
+# registry, torch as in install), then `intentgym --version` and `intentgym list` run from it.
+WHEEL_VENV ?= build/wheel-venv
+wheel-check: install
+	rm -rf dist $(WHEEL_VENV)
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(WHEEL_VENV)/bin/python -m pip install -q $(TORCH_SPEC) || $(WHEEL_VENV)/bin/python -m pip install -q "torch>=2.4"
+	$(WHEEL_VENV)/bin/python -m pip install -q dist/intentgym-*.whl
+	cd /tmp && $(CURDIR)/$(WHEEL_VENV)/bin/intentgym --version
+	cd /tmp && $(CURDIR)/$(WHEEL_VENV)/bin/intentgym list > /dev/null && echo "wheel-check: intentgym list ran from the installed wheel"
 
 clean:
 	rm -rf $(VENV) outputs multirun build dist *.egg-info
