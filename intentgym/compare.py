@@ -155,7 +155,7 @@ def floor_flag(base: list[RunItems], metric: str) -> str:
     if len(values) < 2:
         return ""
     if max(values) - min(values) == 0:
-        return "no discrimination (every base item scores the same)"
+        return "no discrimination (every base item scores the same: a floor, a ceiling or a constant judge)"
     chance = next((i.chance[metric] for i in base if metric in i.chance), None)
     if chance is None:
         return ""
@@ -253,7 +253,7 @@ def comparison_markdown(comparisons: list[Comparison], baseline: str, correction
     lines = [
         f"## Comparison with the baseline arm: {baseline}\n",
         "Δ = arm - baseline, paired on the same items within each seed (clusters resampled; "
-        f"seeds, then clusters, with several seeds); p from sign-flip tests, adjusted by "
+        f"seed and item variation combined with several seeds); p from sign-flip tests, adjusted by "
         f"{correction} across the {len(comparisons)} comparisons below; MDE = the smallest Δ "
         "this many units would detect with 80% power.\n",
         "| metric | arm | phase | Δ [95% CI] | p | p adj. | verdict | MDE | units | flags |",
