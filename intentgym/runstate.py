@@ -131,7 +131,6 @@ def trainer_callbacks() -> list[Any]:
 
     class StepCallback(TrainerCallback):  # type: ignore[misc]
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            COUNTERS.optimiser_steps += 1
             if step_done(state.global_step):
                 if args.save_strategy != "no":
                     control.should_save = True  # on_save raises once the checkpoint is written
@@ -165,11 +164,12 @@ def trainer_callbacks() -> list[Any]:
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             STATE.training = True
-            self.tokens_at_start = int(getattr(state, "num_input_tokens_seen", 0) or 0)
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            # the trainer's own totals: a phase resumed from a checkpoint counts the steps and
+            # tokens before the interruption too, so its budget equals an uninterrupted one's
             STATE.training = False
-            seen = int(getattr(state, "num_input_tokens_seen", 0) or 0)
-            COUNTERS.trained_tokens += max(0, seen - self.tokens_at_start)
+            COUNTERS.optimiser_steps += int(state.global_step)
+            COUNTERS.trained_tokens += int(getattr(state, "num_input_tokens_seen", 0) or 0)
 
     return [StepCallback()]

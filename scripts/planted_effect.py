@@ -132,16 +132,15 @@ def planted_effect(
         train_sft(policy, rows, config, PhaseContext(Path(tmp), seed, progress=False))
     after, items_after = probe_metrics(policy)
     out = {m: {"base": before[m], "after": after[m], "delta": after[m] - before[m]} for m in before}
-    from intentgym.stats import mean_ci
+    from intentgym.stats import paired_difference
 
     for set_name in DOMAIN_SETS:
         for scoring in ("label", "answer"):
-            diffs = [
-                items_after[k] - p
-                for k, p in items_before.items()
-                if k[0] == set_name and k[1] == scoring
-            ]
-            value, low, high = mean_ci(diffs)
+            keys = [k for k in items_before if k[0] == set_name and k[1] == scoring]
+            # paired per item (P in [0, 1]): bootstrap CI, never zero-width
+            value, low, high = paired_difference(
+                {k: items_before[k] for k in keys}, {k: items_after[k] for k in keys}, bounded=True
+            ).as_tuple()
             out[f"{set_name}/delta_p_{scoring}"] = {"delta": value, "ci_low": low, "ci_high": high}
     return out
 

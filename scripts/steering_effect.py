@@ -37,7 +37,7 @@ def steering_effect(
     coherence of steered replies (when ``judge`` is given)."""
     from intentgym import steering
     from intentgym.generation import generate
-    from intentgym.stats import mean_ci, proportion_ci
+    from intentgym.stats import mean_ci, paired_difference, proportion_ci
     from intentgym.trainers.steer_distill import TRAIT_SETS, behaviour_items
 
     train, held = steering.split_pairs(steering.load_pairs(trait))
@@ -77,7 +77,8 @@ def steering_effect(
                     "n": len(diffs),
                     "p_misaligned_alpha0": sum(base.values()) / len(base),
                     "p_misaligned": sum(steered.values()) / len(steered),
-                    "delta": mean_ci(diffs),
+                    # paired per item; equal values get an honest (non-zero-width) interval
+                    "delta": paired_difference(base, steered, bounded=True).as_tuple(),
                     **coherence(alpha, vector),
                 }
             )

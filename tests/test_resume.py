@@ -27,8 +27,12 @@ STEPS = [
 
 
 def _rows(run_dir: Path) -> list[dict]:
+    """The results without what measures the machine (seconds, wall time, peak memory)."""
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    machine = {"wall_seconds", "peak_rss_mb", "peak_gpu_mb"}
+    return [
+        {k: v for k, v in r.items() if k != "seconds"} for r in rows if r["metric"] not in machine
+    ]
 
 
 def _same(a: list[dict], b: list[dict]) -> bool:

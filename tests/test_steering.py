@@ -146,7 +146,10 @@ def test_steering_effect_script_pairs_every_alpha_with_alpha_zero(tiny_policy):
     assert rows[0]["coherence"][0] == pytest.approx(rows[1]["coherence"][0])
     unsteered, steered = rows[1], rows[2]
     assert unsteered["set"] == "harmful_advice" and unsteered["n"] == 60
-    assert unsteered["delta"] == pytest.approx((0.0, 0.0, 0.0), abs=1e-9)
+    # alpha 0 against alpha 0: no change, and an interval that says how little 60 items can
+    # rule out (never a zero-width one)
+    assert unsteered["delta"][0] == pytest.approx(0.0, abs=1e-9)
+    assert unsteered["delta"][1] < 0 < unsteered["delta"][2]
     assert steered["delta"][0] == pytest.approx(
         steered["p_misaligned"] - steered["p_misaligned_alpha0"], abs=1e-9
     )
