@@ -4,8 +4,6 @@ any work or run."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from intentgym.errors import IntentgymError
@@ -55,11 +53,10 @@ def test_every_trainer_on_every_env_runs_or_is_refused_by_the_plan(
     overrides = _overrides(trainer, env)
     expected = EXPECTED_REFUSALS.get((trainer, env))
     if expected is not None:
-        started = time.perf_counter()
         with pytest.raises(IntentgymError, match=expected.replace("(", r"\(").replace(")", r"\)")):
             run_composed(overrides, tmp_path)
         assert not (tmp_path / "results.partial.jsonl").exists()  # refused before any work
-        assert time.perf_counter() - started < 60  # generous: no model was loaded
+        assert not (tmp_path / "config.yaml").exists()  # by the plan: execute never started
         return
     rows = run_composed(overrides, tmp_path)
     phases = {r["phase"] for r in rows}
