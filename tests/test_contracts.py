@@ -293,3 +293,23 @@ def test_every_run_that_builds_or_trains_a_reward_model_writes_reward_model_json
     assert info["name"] == name and info["used_by"] == used_by and info["origin"] == "built-in"
     if name == "learned":
         assert Path(info["kwargs"]["path"]) == tmp_path / "phases" / "reward" / "reward_model"
+
+
+def test_a_judge_handed_out_by_the_run_survives_a_checkpoint():
+    """Artifacts are pickled after every phase (resume); a SampleJudge holds a counted judge."""
+    import pickle
+
+    from intentgym.api.artifacts import SampleJudge
+    from intentgym.reward_models.spec_judge import SpecJudge
+
+    judge = RunRewardModels(None).build("spec_sft", "spec_judge", spec=None, backend="rules")
+    store = Artifacts()
+    store.put(SampleJudge(judge, "spec_judge", "spec_sft"))
+    restored = pickle.loads(pickle.dumps(store)).get(SampleJudge)
+    assert restored is not None and isinstance(restored.judge, SpecJudge)
+    prompts = [[{"role": "user", "content": "How do I bake bread at home?"}]]
+    answer = ["Mix flour, water, salt and yeast, let it rise, then bake it for forty minutes."]
+    columns = {"category": ["violence"], "harmful": [False]}
+    assert restored.judge.score_answers(prompts, answer, **columns) == judge.score_answers(
+        prompts, answer, **columns
+    )

@@ -60,11 +60,10 @@ class Counted:
     def __class__(self) -> type:  # isinstance() sees the wrapped model's class
         return type(self._inner)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"_inner": self._inner}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        object.__setattr__(self, "_inner", state["_inner"])
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        # explicit, because __class__ names the wrapped model's class (for isinstance), which
+        # pickle would otherwise rebuild instead of the wrapper (run checkpoints pickle judges)
+        return (Counted, (self._inner,))
 
 
 class RunRewardModels:
