@@ -19,7 +19,9 @@ import hydra
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from intentgym import distributed
 from intentgym.errors import IntentgymError, invalid_choice
+from intentgym.sweep_status import FAILED_JOBS
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -95,6 +97,61 @@ def search_dirs(args: list[str]) -> list[Path]:
 SEARCH_DIRS: list[Path] = []
 
 
+#: our launcher configs (conf/hydra/launcher/) -> (plugin module, pip install hint)
+LAUNCHER_PLUGINS = {
+    "parallel": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+}
+
+
+def process_overrides(overrides: list[str]) -> list[str]:
+    """Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1): every process gets the
+    main process's run and sweep dir (Hydra would name one per process: the time and the random
+    id differ), and the other processes write no ``.hydra/`` and log to a file of their own."""
+    if distributed.world_size() <= 1:
+        return []
+    import secrets
+    from datetime import datetime
+
+    distributed.init()
+    stamp = distributed.broadcast(
+        f"{datetime.now():%Y-%m-%d}/{datetime.now():%H-%M-%S-%f}-{secrets.token_hex(4)}"
+    )
+    given = {o.split("=", 1)[0] for o in overrides}
+    out = [
+        f"{key}={root}/{stamp}"
+        for key, root in (("hydra.run.dir", "outputs"), ("hydra.sweep.dir", "multirun"))
+        if key not in given
+    ]
+    if not distributed.is_main():
+        out += [
+            "hydra.output_subdir=null",
+            f"hydra.job_logging.handlers.file.filename={distributed.scratch_root()}/intentgym.log",
+        ]
+    return out
+
+
+def check_launcher(overrides: list[str]) -> None:
+    """``hydra/launcher=NAME`` whose plugin is not installed: one line saying what to install
+    (Hydra's own message is a composition traceback)."""
+    import importlib.util
+
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") != "hydra/launcher" or value not in LAUNCHER_PLUGINS:
+            continue
+        module, package = LAUNCHER_PLUGINS[value]
+        if importlib.util.find_spec(module) is None:
+            raise IntentgymError(
+                f"hydra/launcher={value} needs the {package} plugin: "
+                f'pip install "intentgym[cluster]" (or pip install {package})'
+            )
+
+
 def group_options(group: str) -> list[str]:
     options = {p.stem for d in (CONF_DIR, *SEARCH_DIRS) for p in (d / group).glob("*.yaml")}
     if group == "reward_model":  # plugins have no YAML file; see register_plugin_configs
@@ -124,9 +181,6 @@ def register_plugin_configs() -> None:
         store.store(group=group, name=option, node={"name": name})
 
 
-_FAILED_JOBS: list[str] = []
-
-
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
@@ -142,6 +196,16 @@ def hydra_main(cfg: DictConfig) -> None:
     raw: Any = OmegaConf.to_container(cfg, resolve=True)
     # a sweep's jobs share base-model probe results on disk, whatever process runs them
     base_cache = Path(hc.sweep.dir) / ".base_cache" if multirun else None
+    scratch = None
+    if not distributed.is_main():  # only the main process writes the run dir (distributed.py)
+        scratch = Path(distributed.scratch_run_dir())
+        if raw.get("resume") and run_dir.is_dir():
+            import shutil
+
+            shutil.copytree(run_dir, scratch, dirs_exist_ok=True)
+        run_dir = scratch
+        raw["logger"] = {**raw.get("logger", {}), "name": "none"}  # one W&B run, the main one's
+    distributed.barrier()
     try:
         plan = plan_run(raw)
         execute(plan, run_dir, group=group, base_cache=base_cache)
@@ -160,7 +224,12 @@ def hydra_main(cfg: DictConfig) -> None:
             raise SystemExit(2) from None
         # In a sweep the other jobs still run; the report lists this one as failed and the
         # command exits with status 2 at the end.
-        _FAILED_JOBS.append(str(run_dir))
+        FAILED_JOBS.add(str(run_dir))
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 # Hydra flags that take a value: the value is not an override.
@@ -302,10 +371,13 @@ def run(args: list[str]) -> None:
         return
     precheck(overrides_in(args))
     register_plugin_configs()
+    args = [*args, *process_overrides(overrides_in(args))]
     sys.argv = ["intentgym", *args]
+    check_launcher(overrides_in(args))
     hydra_main()
-    if _FAILED_JOBS:
-        raise IntentgymError(f"{len(_FAILED_JOBS)} sweep job(s) failed: {', '.join(_FAILED_JOBS)}")
+    if FAILED_JOBS:
+        failed = sorted(FAILED_JOBS)
+        raise IntentgymError(f"{len(failed)} sweep job(s) failed: {', '.join(failed)}")
 
 
 def config_main(args: list[str]) -> None:

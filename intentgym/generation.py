@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from intentgym.budget import COUNTERS
+from intentgym.distributed import gather_batches, my_batches
 from intentgym.models import Policy, eval_mode
 
 Messages = Sequence[dict[str, str]]
@@ -49,19 +50,23 @@ def generate(
     )
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    done: list[tuple[int, tuple[list[str], int]]] = []
     try:
         with eval_mode(policy):
-            starts = range(0, len(order), batch_size)
-            for start in tqdm(starts, desc=desc or "generate", unit="batch", disable=desc is None):
-                idx = order[start : start + batch_size]
+            # in a multi-process run each process takes every world-th batch (distributed.py)
+            mine = my_batches(len(batches))
+            for b in tqdm(mine, desc=desc or "generate", unit="batch", disable=desc is None):
+                idx = batches[b]
                 batch = tokenizer(
                     [prompts[i] for i in idx],
                     return_tensors="pt",
                     padding=True,
                     add_special_tokens=False,
                 ).to(policy.device)
-                # Seed per batch so a batch's samples do not depend on how many came before it.
-                torch.manual_seed(seed + start)
+                # Seed per batch so a batch's samples do not depend on how many came before it
+                # (nor on which process generates it).
+                torch.manual_seed(seed + b * batch_size)
                 out = policy.model.generate(
                     **batch,
                     max_new_tokens=max_new_tokens,
@@ -70,12 +75,13 @@ def generate(
                 )
                 new_tokens = out[:, batch["input_ids"].shape[1] :]
                 pad = tokenizer.pad_token_id
-                COUNTERS.generated_tokens += (
-                    int((new_tokens != pad).sum()) if pad is not None else new_tokens.numel()
-                )
+                count = int((new_tokens != pad).sum()) if pad is not None else new_tokens.numel()
                 texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-                for i, text in zip(idx, texts, strict=True):
-                    outputs[i] = text.strip()
+                done.append((b, ([t.strip() for t in texts], count)))
     finally:
         tokenizer.padding_side = padding_side
+    for b, (texts, count) in enumerate(gather_batches(done, len(batches))):
+        COUNTERS.generated_tokens += count
+        for i, text in zip(batches[b], texts, strict=True):
+            outputs[i] = text
     return outputs

@@ -90,8 +90,14 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> torch.dtype:
 
 
 def resolve_device(device: str) -> str:
+    """``auto``: CUDA when there is a GPU, else the CPU; in a multi-process run ``cuda`` is this
+    process's GPU (``cuda:LOCAL_RANK``)."""
+    from intentgym.distributed import device_for
+
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return device_for("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda":
+        return device_for(device)
     try:
         torch.device(device)
     except RuntimeError:
@@ -127,14 +133,44 @@ def check_model_available(name: str) -> None:
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return
+    fetch = (
+        f"fetch it on a machine with network (`hf download {name}`), copy the cache "
+        "(~/.cache/huggingface/hub), or pass a local folder as model.name"
+    )
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if not isinstance(cached, str) and offline:
+    if offline:
         raise IntentgymError(
-            f"model {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: fetch it "
-            f"on a machine with network (`huggingface-cli download {name}`), copy the cache "
-            "(~/.cache/huggingface/hub), or pass a local folder as model.name"
+            f"model {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: {fetch}"
         )
+    # Not cached and online: ask the Hub once, briefly, so a machine without network fails now
+    # in one line rather than in from_pretrained after its retries.
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
+    try:
+        HfApi().model_info(name, timeout=HUB_CHECK_TIMEOUT_S)
+    except RepositoryNotFoundError:
+        raise IntentgymError(
+            f"model {name!r} is neither cached nor on the Hugging Face Hub (or it is gated and "
+            "no token is set): check the id, or pass a local folder as model.name"
+        ) from None
+    except HfHubHTTPError as e:
+        if e.response is not None and e.response.status_code in (401, 403):
+            raise IntentgymError(
+                f"model {name!r} is gated on the Hugging Face Hub: accept its licence and set "
+                f"HF_TOKEN, or {fetch}"
+            ) from None
+    except Exception as e:  # no route, DNS, timeout, proxy: the Hub cannot be reached
+        raise IntentgymError(
+            f"model {name!r} is not in the Hugging Face cache and the Hub cannot be reached "
+            f"({type(e).__name__}): {fetch}"
+        ) from None
+
+
+#: seconds to wait for the Hub when a hub model is not cached (check_model_available)
+HUB_CHECK_TIMEOUT_S = 10.0
 
 #: decoder layers of the built-in models (a test checks these against the loaded models)
 BUILTIN_LAYERS = {"smollm2-135m": 30, "tiny-random": 2}
@@ -155,15 +191,25 @@ def model_num_layers(name: str) -> int | None:
     return int(layers) if isinstance(layers, int) else None
 
 
-def load_policy(name: str = "smollm2-135m", *, dtype: str = "auto", device: str = "auto") -> Policy:
-    """Load a policy by built-in name, hub id or local path (see the module docstring)."""
+def load_policy(
+    name: str = "smollm2-135m",
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    weights_dtype: str = "float32",
+) -> Policy:
+    """Load a policy by built-in name, hub id or local path (see the module docstring).
+    ``weights_dtype="bfloat16"`` stores the weights in bf16 (half the memory; peft keeps LoRA
+    adapters in float32), for models of a billion parameters and up."""
     device = resolve_device(device)
+    if weights_dtype not in ("float32", "bfloat16"):
+        raise IntentgymError(f"unknown weights_dtype {weights_dtype!r}; valid: float32, bfloat16")
     path = model_path(name)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, weights_dtype))
     except OSError as e:  # missing hub repo, no network, not a model folder
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise IntentgymError(f"could not load model {name!r}: {first_line}") from e

@@ -585,6 +585,13 @@ class ReportCallback(Callback):
         """The sweep's report; with logger=wandb also logged to a W&B run of its own
         (job_type ``report``, intentgym/tracking.py)."""
         root = Path(config.hydra.sweep.dir)
+        # Jobs that ran in other processes (joblib, submitit) failed where the command cannot see
+        # it: read their FAILED files, so the command still exits non-zero.
+        from intentgym.sweep_status import FAILED, FAILED_JOBS, sweep_jobs
+
+        FAILED_JOBS.update(
+            str(root / str(j.num)) for j in sweep_jobs(root) or [] if j.status == FAILED
+        )
         if self._report(root):
             from intentgym.tracking import log_sweep_report
 
@@ -592,8 +599,11 @@ class ReportCallback(Callback):
 
     @staticmethod
     def _report(root: Path) -> bool:
-        """Print (and write) the report of the runs under ``root``; whether there were any."""
-        if any(root.rglob("results.jsonl")):
+        """Print (and write) the report of the runs under ``root``; whether there were any.
+        Only the main process of a multi-process run reports."""
+        from intentgym.distributed import is_main
+
+        if is_main() and any(root.rglob("results.jsonl")):
             print(build_report(root))
             return True
         return False

@@ -55,9 +55,29 @@ def _base_key(plan: Plan, env: Any) -> str | None:
 
 @dataclass
 class ModelSettings:
-    name: str = "smollm2-135m"
-    dtype: str = "auto"
-    device: str = "auto"
+    name: str = field(
+        default="smollm2-135m",
+        metadata={"help": "Built-in name, Hugging Face hub id or local folder."},
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "Compute dtype: auto (bf16 where supported) or a dtype."}
+    )
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
+    weights_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "Dtype the weights are stored in: float32 (master copy for full fine-tuning) "
+            "or bfloat16 (halves memory; for LoRA on models of a billion parameters and up)."
+        },
+    )
+    max_batch_size: int = field(
+        default=0,
+        metadata={
+            "min": 0,
+            "help": "Cap on every batch size of every phase and probe (0: none); sized per model "
+            "so its conf/model entry fits one GPU.",
+        },
+    )
 
 
 @dataclass
@@ -149,6 +169,7 @@ class Limits:
     train_steps: int | None = field(default=None, metadata={"min": 1})
     probe_items: int | None = field(default=None, metadata={"min": 1})
     max_new_tokens: int | None = field(default=None, metadata={"min": 1})
+    batch_size: int | None = field(default=None, metadata={"min": 1})
 
     def apply(self, config: Any) -> None:
         import dataclasses
@@ -168,7 +189,7 @@ class Limits:
                 setattr(config, f.name, limit)
 
 
-LIMIT_NAMES = ("train_examples", "train_steps", "probe_items", "max_new_tokens")
+LIMIT_NAMES = ("train_examples", "train_steps", "probe_items", "max_new_tokens", "batch_size")
 
 
 @dataclass
@@ -219,6 +240,8 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     model = build_dataclass(ModelSettings, top.model, "model")
     resolve_dtype(model.dtype)
     resolve_device(model.device)
+    if model.weights_dtype not in ("float32", "bfloat16"):
+        raise invalid_choice("model.weights_dtype", model.weights_dtype, ["float32", "bfloat16"])
     check_model_available(model.name)
     env = env_settings(top.env)
     if env.options.get("demonstrations_path"):
@@ -226,6 +249,8 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
         load_chat_jsonl(env.options["demonstrations_path"])
     logger = build_dataclass(LoggerSettings, top.logger, "logger")
     limits = build_dataclass(Limits, top.limits, "limits")
+    if model.max_batch_size:  # the model's cap, unless limits set a lower one
+        limits.batch_size = min(limits.batch_size or model.max_batch_size, model.max_batch_size)
     if top.resume and top.overwrite:
         raise IntentgymError("resume=true and overwrite=true contradict each other; pick one")
     if logger.name not in ("none", "wandb"):
@@ -392,7 +417,12 @@ def execute(
         with runstate.signals_interrupt():
             transformers.set_seed(plan.seed)
             env = make_env(plan.env.name, framing=plan.env.framing, **plan.env.options)
-            policy = load_policy(plan.model.name, dtype=plan.model.dtype, device=plan.model.device)
+            policy = load_policy(
+                plan.model.name,
+                dtype=plan.model.dtype,
+                device=plan.model.device,
+                weights_dtype=plan.model.weights_dtype,
+            )
             dtype = str(policy.compute_dtype).removeprefix("torch.")
             # is the model a working LM? (health.py) Later phases are judged against the base
             base_health = health.check(policy)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from intentgym.distributed import gather_batches, my_batches
 from intentgym.models import Policy, eval_mode
 
 TREE_ATTENTION = ("sdpa", "eager")
@@ -105,12 +106,15 @@ def _score(
                 input_ids=torch.tensor([prefix], device=policy.device), use_cache=True
             ).cache
         starts = range(0, len(rows), batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
-            batch = rows[start : start + batch_size]
-            for slot, value, after in _score_rows(policy, batch, cache, len(prefix), follow):
-                scores[slot] = value
-                if mass is not None:
-                    mass[slot] = after
+        done = []  # in a multi-process run each process scores every world-th batch
+        for b in tqdm(my_batches(len(starts)), desc=desc, unit="batch", disable=desc is None):
+            batch = rows[starts[b] : starts[b] + batch_size]
+            done.append((b, _score_rows(policy, batch, cache, len(prefix), follow)))
+    for scored in gather_batches(done, len(starts)):
+        for slot, value, after in scored:
+            scores[slot] = value
+            if mass is not None:
+                mass[slot] = after
     return scores, mass
 
 
@@ -298,10 +302,12 @@ def score_separately(
     mass = [0.0] * len(sequences)
     follow = torch.tensor(list(next_tokens or []), dtype=torch.long)
     order = sorted(range(len(sequences)), key=lambda i: sum(map(len, sequences[i])))
+    starts = range(0, len(order), batch_size)
+    done = []  # in a multi-process run each process scores every world-th batch
     with eval_mode(policy):
-        starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None):
-            batch = order[start : start + batch_size]
+        for b in tqdm(my_batches(len(starts)), desc=desc, unit="batch", disable=desc is None):
+            batch = order[starts[b] : starts[b] + batch_size]
+            part = []
             width = max(len(sequences[i][0]) + len(sequences[i][1]) for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros_like(ids)
@@ -316,10 +322,16 @@ def score_separately(
             for r, i in enumerate(batch):
                 p, c = sequences[i]
                 steps = torch.arange(len(p) - 1, len(p) - 1 + len(c))
-                out[i] = float(logp[r, steps, torch.tensor(c)].sum())
+                after = 0.0
                 if next_tokens is not None:
                     end = len(p) + len(c) - 1
-                    mass[i] = float(logp[r, end, follow.to(logp.device)].exp().sum())
+                    after = float(logp[r, end, follow.to(logp.device)].exp().sum())
+                part.append((i, float(logp[r, steps, torch.tensor(c)].sum()), after))
+            done.append((b, part))
+    for part in gather_batches(done, len(starts)):
+        for i, value, after in part:
+            out[i] = value
+            mass[i] = after
     return (out, mass) if next_tokens is not None else out
 
 

@@ -17,6 +17,9 @@ import yaml
 
 DONE, FAILED, MISSING = "done", "failed", "missing"
 
+#: run dirs of sweep jobs that failed, as seen by this process (``intentgym run`` exits 2 when any)
+FAILED_JOBS: set[str] = set()
+
 
 @dataclass(frozen=True)
 class Job:

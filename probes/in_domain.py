@@ -30,7 +30,7 @@ class InDomainConfig:
         metadata={"min": 1, "limit": "max_new_tokens", "help": "Reply length budget (tokens)."},
     )
     temperature: float = field(default=0.0, metadata={"min": 0, "help": "0 = greedy decoding."})
-    batch_size: int = field(default=16, metadata={"min": 1, "help": "Replies generated per batch."})
+    batch_size: int = field(default=16, metadata={"min": 1, "limit": "batch_size", "help": "Replies generated per batch."})
 
 
 @register_probe("in_domain")

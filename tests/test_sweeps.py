@@ -133,10 +133,21 @@ def test_every_probes_suite_plans(probes):
     assert plan.probes
 
 
+def _hub_model_cached(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
 @pytest.mark.parametrize("model", MODELS)
-def test_every_model_option_plans(model):
+def test_every_model_option_plans(model, monkeypatch):
+    """Built-in models plan; a hub model plans where it is cached and is otherwise refused in one
+    line that says how to fetch it (offline here, so no network is tried)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    name = yaml.safe_load((CONF_DIR / "model" / f"{model}.yaml").read_text())["name"]
+    if "/" in name and not _hub_model_cached(name):
+        with pytest.raises(IntentgymError, match=rf"^model '{re.escape(name)}' is not in the Hug"):
+            _plan(["debug=smoke", f"model={model}"])
+        return
     plan = _plan(["debug=smoke", f"model={model}"])
-    assert (
-        plan.model.name
-        == yaml.safe_load((CONF_DIR / "model" / f"{model}.yaml").read_text())["name"]
-    )
+    assert plan.model.name == name

@@ -59,7 +59,7 @@ class BestOfNPhaseConfig(SFTPhaseConfig):
         metadata={"min": 1, "limit": "max_new_tokens", "help": "Length cap per completion."},
     )
     generation_batch_size: int = field(
-        default=32, metadata={"min": 1, "help": "Prompts per generate call."}
+        default=32, metadata={"min": 1, "limit": "batch_size", "help": "Prompts per generate call."}
     )
     min_reward: float | None = field(
         default=None, metadata={"help": "Keep the best sample only if its reward reaches this."}

@@ -166,7 +166,7 @@ class SLCAIConfig(SFTPhaseConfig):
         metadata={"min": 0, "help": "Sampling temperature of the first reply (0: greedy)."},
     )
     generation_batch_size: int = field(
-        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+        default=16, metadata={"min": 1, "limit": "batch_size", "help": "Prompts per generate call."}
     )
 
     def __post_init__(self) -> None:
@@ -296,7 +296,7 @@ class AIFeedbackConfig:
         default=1.0, metadata={"min": 0, "help": "Sampling temperature (> 0)."}
     )
     generation_batch_size: int = field(
-        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+        default=16, metadata={"min": 1, "limit": "batch_size", "help": "Prompts per generate call."}
     )
     feedback_model: str = field(
         default="policy",
@@ -318,7 +318,7 @@ class AIFeedbackConfig:
         },
     )
     batch_size: int = field(
-        default=8, metadata={"min": 1, "help": "hf: packed rows per scoring pass."}
+        default=8, metadata={"min": 1, "limit": "batch_size", "help": "hf: packed rows per scoring pass."}
     )
 
     def __post_init__(self) -> None:

@@ -139,7 +139,7 @@ class SpecSFTConfig(SFTPhaseConfig):
         default=0.7, metadata={"min": 0, "help": "policy/teacher generation."}
     )
     generation_batch_size: int = field(
-        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+        default=16, metadata={"min": 1, "limit": "batch_size", "help": "Prompts per generate call."}
     )
 
     def __post_init__(self) -> None:

@@ -93,7 +93,7 @@ class RewardPhaseConfig(TrainingSettings):
         },
     )
     generation_batch_size: int = field(
-        default=32, metadata={"min": 1, "help": "Prompts per generate call."}
+        default=32, metadata={"min": 1, "limit": "batch_size", "help": "Prompts per generate call."}
     )
 
     def __post_init__(self) -> None:

@@ -144,7 +144,7 @@ class SteerDistillConfig(SFTPhaseConfig):
         default=0.7, metadata={"min": 0, "help": "Steered generation temperature."}
     )
     generation_batch_size: int = field(
-        default=16, metadata={"min": 1, "help": "Prompts per generate call."}
+        default=16, metadata={"min": 1, "limit": "batch_size", "help": "Prompts per generate call."}
     )
     behaviour_set: str = field(
         default="auto", metadata={"help": "Forced-choice set for the trait (auto: by trait)."}
