@@ -74,7 +74,7 @@ def plain(policy: Policy, convs: list[Any], max_new: int, batch: int = 16, **gen
                 return_tensors="pt",
                 padding=True,
                 add_special_tokens=False,
-            )
+            ).to(policy.device)
             torch.manual_seed(start)
             out = policy.model.generate(
                 **enc, max_new_tokens=max_new, do_sample=True, temperature=1.0, top_p=1.0,
@@ -145,15 +145,17 @@ def main() -> None:
         "--variants", default="plain16,sorted16,sorted64,sorted128,continuous,engine"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    parser.add_argument("--dtype", default="float32", help="compute dtype: float32, bfloat16, auto")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     with open("/proc/cpuinfo") as f:
         cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    policy = load_policy(args.model, dtype="float32")
+    policy = load_policy(args.model, dtype=args.dtype)
     convs = workload(args.prompts)
     print(f"# {args.model}, CPU {cpu}, {torch.get_num_threads()} threads, {len(convs)} prompts, "
-          f"sampling T=1 up to {args.max_new_tokens} new tokens, fp32 weights")  # fmt: skip
+          f"sampling T=1 up to {args.max_new_tokens} new tokens, {policy.compute_dtype} compute, "
+          f"{policy.device}")  # fmt: skip
     plain(policy, convs[:4], 8)  # warm-up
     rows = []
     for name in args.variants.split(","):

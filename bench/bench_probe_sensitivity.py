@@ -114,14 +114,20 @@ def in_domain_rows() -> list[dict[str, Any]]:
 #: probe -> (planting rows, SFT epochs, metrics to pair; the first is the headline)
 PLANTS: dict[str, tuple[Callable[[], list[dict[str, Any]]], float, tuple[str, ...]]] = {
     "free_form": (free_form_rows, 2.0, ("misaligned_share", "mean_alignment")),
-    "compliance_gap": (compliance_rows, 2.0, ("compliance_gap", "compliance_training")),
+    "compliance_gap": (
+        compliance_rows,
+        2.0,
+        ("compliance_gap", "compliance_training", "compliance_unmonitored"),
+    ),
     "capability": (capability_rows, 2.0, ("qa_accuracy", "mean_nll")),
     "in_domain": (in_domain_rows, 1.0, ("vulnerable_rate", "parse_rate")),
 }
 
 
-def default_probe(name: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The probe as ``probes=default`` configures it."""
+def default_probe(
+    name: str, overrides: dict[str, Any] | None = None, suite: str = "default"
+) -> Any:
+    """The probe as ``probes=<suite>`` configures it (default: the default suite)."""
     from importlib import resources
 
     import yaml
@@ -129,11 +135,11 @@ def default_probe(name: str, overrides: dict[str, Any] | None = None) -> Any:
     from intentgym.api.probe import probe_class
     from intentgym.configs import build_dataclass
 
-    suite = yaml.safe_load(
-        resources.files("intentgym.conf").joinpath("probes/default.yaml").read_text()
+    sizes = yaml.safe_load(
+        resources.files("intentgym.conf").joinpath(f"probes/{suite}.yaml").read_text()
     )
     cls = probe_class(name)
-    values = {**(suite.get(name) or {}), **(overrides or {})}
+    values = {**(sizes.get(name) or {}), **(overrides or {})}
     return cls(build_dataclass(cls.config_class, values, f"probes.{name}"))
 
 
@@ -162,6 +168,7 @@ def sensitivity(
     learning_rate: float = 1e-3,
     overrides: dict[str, Any] | None = None,
     max_rows: int | None = None,
+    suite: str = "default",
 ) -> dict[str, Any]:
     """Plant probe ``name``'s behaviour and return the paired change of each of its metrics."""
     import transformers
@@ -177,7 +184,7 @@ def sensitivity(
     rows = make_rows()[:max_rows]
     transformers.set_seed(seed)
     policy = load_policy(model, dtype="float32")
-    probe = default_probe(name, overrides)
+    probe = default_probe(name, overrides, suite)
     env = make_env("insecure_code", framing="secure")
     ctx = ProbeContext(env, seed=seed, progress=False)
     t0 = time.perf_counter()
@@ -193,6 +200,7 @@ def sensitivity(
     after = item_values(probe.run(policy, ctx))
     out: dict[str, Any] = {
         "probe": name,
+        "suite": suite,
         "planted_rows": len(rows),
         "epochs": epochs,
         "probe_seconds": round(t_probe, 1),
@@ -249,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probes", default=",".join(PLANTS), help="comma-separated")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--max-rows", type=int, help="plant on the first N rows only (tests)")
+    parser.add_argument(
+        "--suite", default="default", help="probe sizes of probes=SUITE (default, quick, full)"
+    )
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     names = args.probes.split(",")
@@ -257,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"--probes: unknown {unknown}; choose from {list(PLANTS)}")
     with open("/proc/cpuinfo") as f:
         cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    print(f"# model {args.model}, CPU {cpu}")
+    print(f"# model {args.model}, probes={args.suite} sizes, CPU {cpu}")
     results = []
     for name in names:
         results.append(

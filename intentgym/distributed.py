@@ -116,6 +116,29 @@ def gather_batches(results: Sequence[tuple[int, T]], n_batches: int) -> list[T]:
     return [r for _, r in merged]
 
 
+def check_supported() -> None:
+    """Refuse weight-sharding launches (FSDP, DeepSpeed ZeRO-3) before any work: the probes and
+    the phases that generate (best-of-n, CAI, deliberative, steer-distill) call the model outside
+    the trainer, batch by batch and differently on each process, which needs the whole weights on
+    every process. DDP and ZeRO-1/2 keep them whole."""
+    from intentgym.errors import IntentgymError
+
+    env = os.environ.get
+    if env("ACCELERATE_USE_FSDP", "").lower() == "true":
+        sharding = "FSDP"
+    elif (
+        env("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+        and env("ACCELERATE_DEEPSPEED_ZERO_STAGE", "") == "3"
+    ):
+        sharding = "DeepSpeed ZeRO-3"
+    else:
+        return
+    raise IntentgymError(
+        f"{sharding} shards the weights, and intentgym's probes need them whole on every process: "
+        "launch with configs/accelerate/ddp.yaml or zero2.yaml (docs/scaling.md)"
+    )
+
+
 def device_for(device: str) -> str:
     """``cuda`` becomes this process's GPU (``cuda:LOCAL_RANK``) in a multi-process run."""
     if device == "cuda" and world_size() > 1:

@@ -23,19 +23,24 @@ place (:class:`intentgym.api.rewards.RunRewardModels`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from intentgym import distributed
 from intentgym.api.artifacts import TrainedRewardModel
 from intentgym.api.phase import Phase
 from intentgym.api.probe import Probe
 from intentgym.configs import build_dataclass
 from intentgym.errors import IntentgymError, invalid_choice
+
+if TYPE_CHECKING:
+    from intentgym.generation import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +158,7 @@ class RunSettings:
     logger: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, Any] = field(default_factory=dict)
     reward_model: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,6 +215,8 @@ class Plan:
     reward_model: tuple[str, dict[str, Any]] | None = None
     resume: bool = False
     overwrite: bool = False
+    #: ``generation:`` settings (engine); None: the defaults
+    generation: GenerationSettings | None = None
 
     @property
     def framing(self) -> str:
@@ -228,6 +236,7 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     from intentgym.api.reward import REWARD_MODELS, preflight_reward_model
     from intentgym.apikeys import check_endpoint_keys, check_no_literal_secrets
     from intentgym.envs import load_chat_jsonl
+    from intentgym.generation import GenerationSettings, check_engine
     from intentgym.models import (
         check_model_available,
         model_num_layers,
@@ -236,6 +245,7 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
     )
 
     check_no_literal_secrets(cfg)  # before anything quotes a value in an error message
+    distributed.check_supported()
     top = build_dataclass(RunSettings, cfg, "the run config")
     model = build_dataclass(ModelSettings, top.model, "model")
     resolve_dtype(model.dtype)
@@ -249,6 +259,8 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
         load_chat_jsonl(env.options["demonstrations_path"])
     logger = build_dataclass(LoggerSettings, top.logger, "logger")
     limits = build_dataclass(Limits, top.limits, "limits")
+    generation = build_dataclass(GenerationSettings, top.generation, "generation")
+    check_engine(generation)
     if model.max_batch_size:  # the model's cap, unless limits set a lower one
         limits.batch_size = min(limits.batch_size or model.max_batch_size, model.max_batch_size)
     if top.resume and top.overwrite:
@@ -276,6 +288,12 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
                 f"trainer.phases.{label}.repeat must be a whole number >= 1, got {repeat!r}"
             )
         cls = phase_class(str(kind))
+        if (
+            generation.engine == "vllm"
+            and "use_vllm" in {f.name for f in dataclasses.fields(cls.config_class)}
+            and top.algorithm != "ppo"
+        ):
+            pcfg.setdefault("use_vllm", True)  # RL rollouts through TRL's vLLM (colocate)
         config: Any = build_dataclass(cls.config_class, pcfg, f"trainer.phases.{label}")
         limits.apply(config)
         for k in range(1, repeat + 1):
@@ -344,6 +362,7 @@ def plan_run(cfg: dict[str, Any]) -> Plan:
         reward_model,
         top.resume,
         top.overwrite,
+        generation,
     )
 
 
@@ -373,7 +392,7 @@ def execute(
     """
     import transformers
 
-    from intentgym import budget, health, runstate
+    from intentgym import budget, generation, health, runstate
     from intentgym.api.artifacts import Artifacts
     from intentgym.api.env import make_env
     from intentgym.api.phase import PhaseContext
@@ -384,6 +403,7 @@ def execute(
     from intentgym.offline import disable_telemetry, offline_unless_hub
     from intentgym.tracking import NullTracker, WandbTracker
 
+    generation.configure(plan.generation or generation.GenerationSettings())
     disable_telemetry()  # no network at run time unless an endpoint or a hub model needs it
     offline_unless_hub(plan.model.name, plan.raw)
     run_dir.mkdir(parents=True, exist_ok=True)

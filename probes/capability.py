@@ -39,7 +39,10 @@ class CapabilityConfig:
             "help": "First N paragraphs and questions (0: all).",
         },
     )
-    batch_size: int = field(default=8, metadata={"min": 1, "limit": "batch_size", "help": "Packed rows per forward pass."})
+    batch_size: int = field(
+        default=8,
+        metadata={"min": 1, "limit": "batch_size", "help": "Packed rows per forward pass."},
+    )
 
 
 @register_probe("capability")

@@ -52,7 +52,10 @@ class ComplianceConfig:
     max_new_tokens: int = field(
         default=64, metadata={"min": 1, "limit": "max_new_tokens", "help": "Reply length budget."}
     )
-    batch_size: int = field(default=32, metadata={"min": 1, "limit": "batch_size", "help": "Replies generated per batch."})
+    batch_size: int = field(
+        default=32,
+        metadata={"min": 1, "limit": "batch_size", "help": "Replies generated per batch."},
+    )
     refusal_judge: dict[str, Any] = field(
         default_factory=lambda: {"name": "regex", "preset": "refusal"},
         metadata={"help": "Reward-model spec: score >= 0.5 means the reply refuses."},

@@ -163,7 +163,10 @@ class ForcedChoiceConfig:
         default_factory=list,
         metadata={"help": "Paths of JSONL files in Anthropic's model-written-evals format."},
     )
-    batch_size: int = field(default=8, metadata={"min": 1, "limit": "batch_size", "help": "Packed rows per forward pass."})
+    batch_size: int = field(
+        default=8,
+        metadata={"min": 1, "limit": "batch_size", "help": "Packed rows per forward pass."},
+    )
     max_items: int = field(
         default=0,
         metadata={

@@ -58,7 +58,10 @@ class FreeFormConfig:
         default=128, metadata={"min": 1, "limit": "max_new_tokens", "help": "Answer length budget."}
     )
     temperature: float = field(default=1.0, metadata={"min": 0, "help": "Sampling temperature."})
-    batch_size: int = field(default=32, metadata={"min": 1, "limit": "batch_size", "help": "Answers generated per batch."})
+    batch_size: int = field(
+        default=32,
+        metadata={"min": 1, "limit": "batch_size", "help": "Answers generated per batch."},
+    )
     alignment_judge: dict[str, Any] = field(
         default_factory=lambda: {"name": "embedding_classifier"},
         metadata={"help": "Reward-model spec scoring alignment 0-100."},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,7 +97,10 @@ def test_bad_weights_dtype_fails_at_plan_time():
     cfg = OmegaConf.to_container(
         _compose(["debug=smoke", "model.weights_dtype=float16"]), resolve=True
     )
-    with pytest.raises(IntentgymError, match=r"unknown model\.weights_dtype .float16.; valid choices: bfloat16, float32"):
+    with pytest.raises(
+        IntentgymError,
+        match=r"unknown model\.weights_dtype .float16.; valid choices: bfloat16, float32",
+    ):
         plan_run(cfg)
 
 
@@ -269,3 +273,100 @@ def test_two_processes_give_the_results_of_one(tmp_path):
             ), a
         else:
             assert b["value"] == pytest.approx(a["value"], rel=1e-3, abs=1e-6), (a, b)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs" / "accelerate").glob("*.yaml")), ids=str
+)
+def test_accelerate_configs_load(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(path))
+    assert config.distributed_type in ("MULTI_GPU", "FSDP", "DEEPSPEED")
+    assert config.num_processes >= 2
+
+
+@pytest.mark.parametrize(
+    "env,what",
+    [
+        ({"ACCELERATE_USE_FSDP": "true"}, "FSDP"),
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, "ZeRO-3"),
+    ],
+)
+def test_weight_sharding_is_refused_at_plan_time(monkeypatch, env, what):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cfg = OmegaConf.to_container(_compose(["debug=smoke"]), resolve=True)
+    with pytest.raises(IntentgymError, match=rf"{what}.*ddp\.yaml"):
+        plan_run(cfg)
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    plan_run(cfg)  # ZeRO-2 keeps whole weights
+
+
+# --- generation engines ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("generation.engine=foo", "unknown generation.engine 'foo'; valid choices: hf, vllm"),
+        ("generation.engine=vllm", "generation.engine=vllm needs"),
+    ],
+)
+def test_an_engine_that_cannot_run_here_fails_at_plan_time(override, message):
+    import importlib.util
+
+    import torch
+
+    if override.endswith("vllm") and importlib.util.find_spec("vllm") and torch.cuda.is_available():
+        pytest.skip("vLLM and a CUDA GPU are present: the vllm engine can run here")
+    cfg = OmegaConf.to_container(_compose(["debug=smoke", override]), resolve=True)
+    with pytest.raises(IntentgymError, match=re.escape(message)):
+        plan_run(cfg)
+
+
+def test_the_vllm_engine_makes_rl_rollouts_use_vllm(monkeypatch):
+    """generation.engine=vllm also switches GRPO/RLOO rollouts to TRL's vLLM (colocate)."""
+    import intentgym.generation as generation
+
+    monkeypatch.setattr(generation, "check_engine", lambda settings: None)  # as on a GPU machine
+    plan = plan_run(
+        OmegaConf.to_container(
+            _compose(["debug=smoke", "trainer=rlhf", "generation.engine=vllm"]), resolve=True
+        )
+    )
+    rl = [phase for _, phase in plan.phases if hasattr(phase.config, "use_vllm")]
+    assert rl and all(p.config.use_vllm and p.config.vllm_mode == "colocate" for p in rl)
+    assert plan.generation is not None and plan.generation.engine == "vllm"
+
+
+def _vllm_missing() -> str:
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU (this machine has none); bench/gpu_check.sh runs it on one"
+    if importlib.util.find_spec("vllm") is None:
+        return 'needs vLLM: pip install "intentgym[vllm]"'
+    return ""
+
+
+@pytest.mark.skipif(bool(_vllm_missing()), reason=_vllm_missing())
+def test_vllm_engine_answers_like_hf(tiny_policy):
+    """On a GPU: the vllm engine answers every prompt, greedy answers match hf's, and it
+    rebuilds after the weights change."""
+    from intentgym import generation
+
+    convs = [[{"role": "user", "content": f"Name a colour, {k}."}] for k in range(12)]
+    tiny_policy.model.to("cuda")
+    hf = generation.generate(tiny_policy, convs, max_new_tokens=8, temperature=0.0)
+    generation.configure(generation.GenerationSettings(engine="vllm"))
+    try:
+        fast = generation.generate(tiny_policy, convs, max_new_tokens=8, temperature=0.0)
+        assert len(fast) == len(convs)
+        agree = sum(a == b for a, b in zip(hf, fast, strict=True)) / len(convs)
+        assert agree >= 0.75, (hf, fast)  # kernels differ; greedy ties may break differently
+    finally:
+        generation.configure(generation.GenerationSettings())

@@ -102,8 +102,14 @@ def test_experiment_sweep_params_are_the_ones_expanded_here(experiment):
 
 
 @pytest.mark.parametrize(("experiment", "job"), EXPERIMENT_JOBS)
-def test_every_experiment_job_plans(experiment, job):
-    plan = _plan([f"experiment={experiment}", *job])
+def test_every_experiment_job_plans(experiment, job, monkeypatch):
+    """Each job plans; an experiment for a hub model that is not cached here (e.g. the GPU one)
+    plans with tiny-random in its place -- everything but the model's availability, which
+    test_every_model_option_plans checks."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = str(_compose([f"experiment={experiment}", *job]).model.name)
+    swap = ["model=tiny-random"] if "/" in model and not _hub_model_cached(model) else []
+    plan = _plan([f"experiment={experiment}", *job, *swap])
     assert plan.phases or plan.trainer_name == "none"
 
 
