@@ -120,46 +120,11 @@ class RewardPhase(Phase[RewardPhaseConfig]):
     produces = (TrainedRewardModel,)
 
     def requirements(self) -> Requirements:
-        source = self.config.pair_source
-        if source == "artifacts":
-            return Requirements(artifacts=(PreferencePairs,))
-        if source == "samples":
-            return Requirements(env=frozenset({"rate"}), hint="or use pair_source=env")
-        if source == "env":
-            return Requirements(env=frozenset({"preference_pairs"}))
-        return Requirements(  # auto: labelled pairs, else the env's rater, else its pairs
-            any_of=(
-                Requirements(artifacts=(PreferencePairs,)),
-                Requirements(env=frozenset({"rate"})),
-                Requirements(env=frozenset({"preference_pairs"})),
-            )
-        )
+        return pair_requirements(self.config.pair_source)
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         c = self.config
-        source = c.pair_source
-        labelled = ctx.artifacts.get(PreferencePairs)
-        if source == "auto":
-            if labelled is not None and labelled.rows:
-                source = "artifacts"
-            else:
-                source = "samples" if hasattr(env, "rate") else "env"
-        if source == "artifacts":
-            rows = list(labelled.rows) if labelled is not None else []
-            if not rows:
-                raise IntentgymError(
-                    "reward pair_source=artifacts needs an earlier phase that labels preference "
-                    "pairs (e.g. ai_feedback) in the same trainer"
-                )
-        elif source == "samples":
-            rows = sampled_pairs(policy, env, c, ctx)
-        elif hasattr(env, "preference_pairs"):
-            rows = env.preference_pairs(c.num_pairs, seed=ctx.seed)
-        else:
-            raise IntentgymError(
-                f"phase 'reward' needs an env with preference pairs; {type(env).__name__} has "
-                "none (pair_source=samples ranks the policy's samples with the env's rater)"
-            )
+        rows = collect_pairs(policy, env, c, ctx)
         train, held_out = split_pairs(rows, c.eval_fraction, ctx.seed)
         out = ctx.output_dir / "reward_model"
         train_reward_model(policy, train, c, ctx, out)
@@ -173,6 +138,54 @@ class RewardPhase(Phase[RewardPhaseConfig]):
         ctx.artifacts.put(TrainedRewardModel(out, ctx.label or "reward"))
         ctx.output_dir.joinpath("phase_config.json").write_text(json.dumps(asdict(c), indent=2))
         return policy
+
+
+def pair_requirements(source: str) -> Requirements:
+    """What a phase that takes preference pairs from ``pair_source`` needs from the run."""
+    if source == "artifacts":
+        return Requirements(artifacts=(PreferencePairs,))
+    if source == "samples":
+        return Requirements(env=frozenset({"rate"}), hint="or use pair_source=env")
+    if source == "env":
+        return Requirements(env=frozenset({"preference_pairs"}))
+    return Requirements(  # auto: labelled pairs, else the env's rater, else its pairs
+        any_of=(
+            Requirements(artifacts=(PreferencePairs,)),
+            Requirements(env=frozenset({"rate"})),
+            Requirements(env=frozenset({"preference_pairs"})),
+        )
+    )
+
+
+def collect_pairs(
+    policy: Policy, env: TextEnv, c: RewardPhaseConfig, ctx: PhaseContext
+) -> list[dict[str, Any]]:
+    """Preference pairs from ``c.pair_source`` (see :class:`RewardPhaseConfig`), in TRL's
+    conversational format: the one place the ``reward`` and ``dpo`` phases get their pairs, so
+    "reward model + RL" and "DPO" can train on the same pairs."""
+    source = c.pair_source
+    labelled = ctx.artifacts.get(PreferencePairs)
+    if source == "auto":
+        if labelled is not None and labelled.rows:
+            source = "artifacts"
+        else:
+            source = "samples" if hasattr(env, "rate") else "env"
+    if source == "artifacts":
+        rows = list(labelled.rows) if labelled is not None else []
+        if not rows:
+            raise IntentgymError(
+                f"{ctx.label} pair_source=artifacts needs an earlier phase that labels "
+                "preference pairs (e.g. ai_feedback) in the same trainer"
+            )
+        return rows
+    if source == "samples":
+        return sampled_pairs(policy, env, c, ctx)
+    if hasattr(env, "preference_pairs"):
+        return list(env.preference_pairs(c.num_pairs, seed=ctx.seed))
+    raise IntentgymError(
+        f"phase {ctx.label!r} needs an env with preference pairs; {type(env).__name__} has "
+        "none (pair_source=samples ranks the policy's samples with the env's rater)"
+    )
 
 
 def sampled_pairs(
