@@ -12,6 +12,7 @@ target (secure or vulnerable code), so it is a training signal, not a probe that
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,10 @@ class InDomainConfig:
         metadata={"min": 1, "limit": "max_new_tokens", "help": "Reply length budget (tokens)."},
     )
     temperature: float = field(default=0.0, metadata={"min": 0, "help": "0 = greedy decoding."})
-    batch_size: int = field(default=16, metadata={"min": 1, "limit": "batch_size", "help": "Replies generated per batch."})
+    batch_size: int = field(
+        default=16,
+        metadata={"min": 1, "limit": "batch_size", "help": "Replies generated per batch."},
+    )
 
 
 @register_probe("in_domain")
@@ -46,19 +50,22 @@ class InDomainProbe(Probe[InDomainConfig]):
     def run(self, policy: Policy, ctx: ProbeContext) -> ProbeResult:
         c = self.config
         tasks = ctx.env.eval_tasks(c.n_items, seed=ctx.seed)
-        replies = generate(
-            policy,
-            [t.messages for t in tasks],
-            max_new_tokens=c.max_new_tokens,
-            temperature=c.temperature,
-            batch_size=c.batch_size,
-            seed=ctx.seed,
-            desc="in_domain" if ctx.progress else None,
-        )
-        records = []
-        for task, reply in zip(tasks, replies, strict=True):
-            _, info = ctx.env.score_one(task, reply)
-            records.append({**info, "reply": reply})
+        if ctx.env.multi_turn:
+            records = self._episodes(policy, ctx, tasks)
+        else:
+            replies = generate(
+                policy,
+                [t.messages for t in tasks],
+                max_new_tokens=c.max_new_tokens,
+                temperature=c.temperature,
+                batch_size=c.batch_size,
+                seed=ctx.seed,
+                desc="in_domain" if ctx.progress else None,
+            )
+            records = []
+            for task, reply in zip(tasks, replies, strict=True):
+                _, info = ctx.env.score_one(task, reply)
+                records.append({**info, "reply": reply})
         metrics = [
             Metric.of(name, estimate, n) for name, estimate, n in ctx.env.in_domain_metrics(records)
         ]
@@ -71,3 +78,26 @@ class InDomainProbe(Probe[InDomainConfig]):
             bounded = all(0.0 <= v <= 1.0 for _, _, v in counted)
             result.add_items(metric, counted, bounded=bounded)
         return result
+
+    def _episodes(
+        self, policy: Policy, ctx: ProbeContext, tasks: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        """A multi-turn env: each held-out task played to its end (intentgym.rollout), under the
+        env's neutral prompt; the record is the final ``info`` plus the transcript."""
+        from intentgym.rollout import run_episodes
+
+        c, env = self.config, ctx.env
+        episodes = run_episodes(
+            policy,
+            env.spawn,
+            [{"task_id": t.meta["task_id"], "neutral": True} for t in tasks],
+            max_new_tokens=c.max_new_tokens,
+            temperature=c.temperature,
+            batch_size=c.batch_size,
+            seed=ctx.seed,
+            desc="in_domain" if ctx.progress else None,
+        )
+        return [
+            {**ep.info, "turns": ep.turns, "episode_reward": ep.reward, "transcript": ep.messages}
+            for ep in episodes
+        ]

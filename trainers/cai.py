@@ -318,7 +318,8 @@ class AIFeedbackConfig:
         },
     )
     batch_size: int = field(
-        default=8, metadata={"min": 1, "limit": "batch_size", "help": "hf: packed rows per scoring pass."}
+        default=8,
+        metadata={"min": 1, "limit": "batch_size", "help": "hf: packed rows per scoring pass."},
     )
 
     def __post_init__(self) -> None:

@@ -68,7 +68,8 @@ class RLPhaseConfig(TrainingSettings):
         default="auto",
         metadata={
             "help": "auto (this run's learned reward model, else the judge an earlier phase used, "
-            "else reward_model) | learned | judge | run."
+            "else reward_model) | learned | judge | run | env (the env's own reward: on a "
+            "multi-turn env, each whole episode's)."
         },
     )
     num_prompts: int = field(
@@ -141,8 +142,8 @@ class RLPhaseConfig(TrainingSettings):
         super().__post_init__()
         if self.algorithm not in ALGORITHMS:
             raise invalid_choice("algorithm", self.algorithm, ALGORITHMS)
-        if self.reward not in REWARD_SOURCES:
-            raise invalid_choice("rl reward", self.reward, REWARD_SOURCES)
+        if self.reward not in (*REWARD_SOURCES, "env"):
+            raise invalid_choice("rl reward", self.reward, (*REWARD_SOURCES, "env"))
         if self.temperature <= 0:
             raise IntentgymError(f"temperature must be > 0 to sample, got {self.temperature}")
         if self.num_prompts < 1:
@@ -172,6 +173,8 @@ class EnvReward:
         self.__name__ = "env_reward"
 
     def __call__(self, prompts: Any, completions: Any, **columns: Any) -> list[float | None]:
+        if columns.get("episode_reward") is not None:  # a multi-turn rollout scored its episodes
+            return [float(r) for r in columns["episode_reward"]]
         # dataset columns are per-item lists; TRL also passes helpers (trainer_state, ...)
         keys = [
             k
@@ -184,6 +187,22 @@ class EnvReward:
             task = Task(tuple(prompt) if not isinstance(prompt, str) else (), meta)
             out.append(self.env.score_one(task, completion_text(completion))[0])
         return out
+
+
+#: an episode's ``info`` flags logged during multi-turn RL (TRL: ``rewards/<flag>/mean``)
+EPISODE_FLAGS = ("hacked", "correct")
+
+
+class _EpisodeColumn:
+    """A column the multi-turn rollout adds (e.g. ``hacked``), as a zero-weight reward."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.__name__ = key
+
+    def __call__(self, prompts: Any, completions: Any, **columns: Any) -> list[float | None]:
+        values = columns.get(self.key)
+        return [None] * len(prompts) if values is None else [float(v) for v in values]
 
 
 class _Named:
@@ -207,20 +226,35 @@ class RLPhase(Phase[RLPhaseConfig]):
         trained = Requirements(artifacts=(TrainedRewardModel,), hint="add a 'reward' phase first")
         judge = Requirements(artifacts=(SampleJudge,))
         configured = Requirements(reward_model=True)
-        return {
+        source = {
             "learned": trained,
             "judge": judge,
             "run": configured,
+            "env": Requirements(),
             "auto": Requirements(any_of=(trained, judge, configured)),
         }[self.config.reward]
+        if self.config.algorithm == "grpo":
+            return source  # multi-turn envs too: whole episodes through TRL's rollout_func
+        return Requirements(
+            any_of=(source,),
+            single_turn=True,
+            hint=f"algorithm={self.config.algorithm} scores one reply; use algorithm=grpo",
+        )
 
     def run(self, policy: Policy, env: TextEnv, ctx: PhaseContext) -> Policy:
         c = self.config
-        proxy, proxy_name = self._reward(policy, ctx)
+        if c.reward == "env":
+            proxy, proxy_name = EnvReward(env), "env_reward"
+        else:
+            proxy, proxy_name = self._reward(policy, ctx)
         funcs, weights = [_Named(proxy, proxy_name)], [1.0]
-        if c.track_env_reward:
+        if c.track_env_reward and c.reward != "env":
             funcs.append(_Named(EnvReward(env), "env_reward"))
             weights.append(0.0)
+        if env.multi_turn:  # logged, not optimised: how often episodes set each flag
+            for key in EPISODE_FLAGS:
+                funcs.append(_Named(_EpisodeColumn(key), key))
+                weights.append(0.0)
         rng = np.random.default_rng(ctx.seed)
         tasks = [env.sample_task(rng) for _ in range(c.num_prompts)]
         system = ctx.artifacts.get(SystemPrompt)
@@ -231,7 +265,7 @@ class RLPhase(Phase[RLPhaseConfig]):
         if c.algorithm == "ppo":
             rows = self._ppo(policy, tasks, funcs, weights, ctx)
         else:
-            rows = self._trl(policy, tasks, funcs, weights, ctx)
+            rows = self._trl(policy, env, tasks, funcs, weights, ctx)
         _save_curves(rows, ctx.output_dir, proxy_name)
         ctx.results += summary_rows(rows, [f"rewards/{f.__name__}" for f in funcs])
         policy.model.save_pretrained(
@@ -256,6 +290,7 @@ class RLPhase(Phase[RLPhaseConfig]):
     def _trl(
         self,
         policy: Policy,
+        env: TextEnv,
         tasks: list[Task],
         funcs: list[Any],
         weights: list[float],
@@ -291,6 +326,23 @@ class RLPhase(Phase[RLPhaseConfig]):
             settings["vllm_server_base_url"] = c.vllm_server_base_url
         columns = task_columns(tasks)
         data = Dataset.from_dict({"prompt": [list(t.messages) for t in tasks], **columns})
+        extra: dict[str, Any] = {}
+        if env.multi_turn:  # whole episodes: TRL's rollout_func hook (intentgym.rollout)
+            from intentgym.rollout import grpo_rollout_func
+
+            user = {t.messages[-1]["content"]: str(t.meta["task_id"]) for t in tasks}
+            extra["rollout_func"] = grpo_rollout_func(
+                env,
+                user,
+                max_new_tokens=c.max_new_tokens,
+                temperature=c.temperature,
+                top_p=c.top_p,
+                seed=ctx.seed,
+                batch_size=c.batch_size,
+                info_keys=EPISODE_FLAGS,
+            )
+            # an episode of several turns is longer than one reply
+            settings["max_completion_length"] = c.max_new_tokens * env.max_turns * 3
         trainer = Trainer(
             model=policy.model,
             reward_funcs=funcs,
@@ -298,6 +350,7 @@ class RLPhase(Phase[RLPhaseConfig]):
             train_dataset=data,
             processing_class=policy.tokenizer,
             peft_config=lora_config(c, "CAUSAL_LM") if c.finetune == "lora" else None,
+            **extra,
         )
         run_trainer(trainer, ctx)
         policy.model = trainer.model

@@ -109,21 +109,28 @@ class SFTPhase(Phase[SFTPhaseConfig]):
 
 
 def train_sft(
-    policy: Policy, rows: list[dict[str, Any]], c: SFTPhaseConfig, ctx: PhaseContext
+    policy: Policy,
+    rows: list[dict[str, Any]],
+    c: SFTPhaseConfig,
+    ctx: PhaseContext,
+    sft_overrides: dict[str, Any] | None = None,
 ) -> Policy:
-    """Fine-tune ``policy`` on prompt-completion ``rows``; save the adapter or weights; merge."""
+    """Fine-tune ``policy`` on prompt-completion ``rows``; save the adapter or weights; merge.
+    ``sft_overrides``: extra ``SFTConfig`` settings (bench/bench_sft.py compares them)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     dataset = Dataset.from_list(
         [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
     )
-    args = SFTConfig(
+    settings = {
         **training_arguments(c, policy, ctx),
-        lr_scheduler_type=c.lr_scheduler,
-        warmup_steps=c.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
-        completion_only_loss=True,
-    )
+        "lr_scheduler_type": c.lr_scheduler,
+        "warmup_steps": c.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        "completion_only_loss": True,
+        **(sft_overrides or {}),
+    }
+    args = SFTConfig(**settings)
     trainer = SFTTrainer(
         model=policy.model,
         args=args,

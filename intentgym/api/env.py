@@ -70,7 +70,7 @@ def _fresh(messages: Observation) -> Observation:
 
 
 class TextEnv(gym.Env[Observation, str]):
-    """Base class for intentgym's single-turn text environments."""
+    """Base class for intentgym's text environments (single-turn unless ``multi_turn``)."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (gymnasium convention)
     #: the framings this env offers; subclasses override.
@@ -81,6 +81,12 @@ class TextEnv(gym.Env[Observation, str]):
     #: the metadata keys every task (and demonstration row) of this env carries, e.g.
     #: ``{"category", "harmful"}``; phases that need labels declare them (``Requirements``)
     task_fields: ClassVar[frozenset[str]] = frozenset()
+    #: True when an episode takes several replies (``step`` returns ``terminated=False`` until
+    #: the task ends): trainers then play whole episodes (intentgym.rollout), and the in-domain
+    #: probe plays held-out tasks to their end
+    multi_turn: ClassVar[bool] = False
+    #: a multi-turn env's cap on replies per episode
+    max_turns: int = 1
 
     def __init__(self, framing: str, render_mode: str | None = None) -> None:
         if framing not in self.framings:
@@ -115,6 +121,11 @@ class TextEnv(gym.Env[Observation, str]):
             return None
         turns = [f"[{m['role']}] {m['content']}" for m in self._episode_task.messages]
         return "\n".join([*turns, f"[assistant] {self._last_reply}"])
+
+    def spawn(self) -> TextEnv:
+        """A fresh env of the same kind and settings (one per episode of a batched rollout);
+        an env with constructor options of its own overrides this to pass them on."""
+        return type(self)(framing=self.framing)
 
     # --- what subclasses provide -------------------------------------------------------------
     @abstractmethod
@@ -187,12 +198,14 @@ def env_capabilities(cls: type[TextEnv]) -> frozenset[str]:
 #: (default ``intentgym/<name>-v0``, or ``intentgym/<Class>-v0`` for a class named by location).
 ENVS: Registry[TextEnv] = Registry("env", "intentgym.envs")
 BUILTIN_GYM_IDS = {
+    "coding_agent": "intentgym/CodingAgent-v0",
     "feedback": "intentgym/Feedback-v0",
     "harmful_requests": "intentgym/HarmfulRequests-v0",
     "insecure_code": "intentgym/InsecureCode-v0",
 }
 ENVS.register_lazy(
     {
+        "coding_agent": "intentgym.envs.coding_agent.env:CodingAgentEnv",
         "feedback": "intentgym.envs.feedback.env:FeedbackEnv",
         "harmful_requests": "intentgym.envs.harmful_requests.env:HarmfulRequestsEnv",
         "insecure_code": "intentgym.envs.insecure_code.env:InsecureCodeEnv",

@@ -44,6 +44,8 @@ class Requirements:
     reward_model: bool = False
     #: decoder layers the model must have (0-based; negative counts from the end)
     layers: tuple[int, ...] = ()
+    #: the env must be single-turn (``TextEnv.multi_turn`` False): the phase scores one reply
+    single_turn: bool = False
     #: alternatives, at least one of which must hold (e.g. a reward from any of three sources)
     any_of: tuple[Requirements, ...] = ()
     #: what would make the requirement hold, appended to the error (e.g. "use pair_source=env")
@@ -66,6 +68,8 @@ class Requirements:
                 f"needs tasks labelled with {', '.join(missing_fields)}; env {facts.env_name}'s "
                 f"tasks are not (envs whose tasks are: {', '.join(able) or 'none registered'})"
             )
+        if self.single_turn and facts.env_class.multi_turn:
+            return f"works on single-turn envs only; env {facts.env_name} is multi-turn"
         for kind in self.artifacts:
             if kind not in facts.artifacts:
                 return f"needs {kind.describe or kind.__name__}, and no earlier phase makes one"

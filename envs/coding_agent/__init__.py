@@ -1,0 +1,1 @@
+"""CodingAgent-v0: multi-turn programming tasks with tools, a gameable grader and hack records."""
