@@ -15,7 +15,10 @@ Variants (``--variants``, comma-separated):
   ="static"``), batch 64;
 - ``continuous``: transformers' continuous batching (``generate_batch``: a paged KV cache, finished
   answers leave the batch at once and new ones take their slot);
-- ``bf16_64``: sorted batch 64 with bfloat16 autocast (only fast on CPUs with native bf16).
+- ``bf16_64``: sorted batch 64 with bfloat16 autocast (only fast on CPUs with native bf16);
+- ``int8_64`` / ``int8_128``: sorted batches on a copy of the model with every linear layer
+  dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``: int8 weights,
+  activations quantised per batch; fbgemm's int8 kernels on x86).
 
 The bench also checks that the engine's answers are distributed like the baseline's: the mean
 answer length of each variant with its 95% interval (a speed-up must not come from shorter answers).
@@ -120,6 +123,18 @@ def run_variant(
         "static64": lambda: plain(policy, convs, max_new, 64, cache_implementation="static"),
         "continuous": lambda: continuous(policy, convs, max_new),
     }
+    if name in ("int8_64", "int8_128"):
+        import copy
+
+        quantized = copy.deepcopy(policy.model)
+        quantized = torch.ao.quantization.quantize_dynamic(
+            quantized, {torch.nn.Linear}, dtype=torch.qint8
+        )
+        q = Policy(quantized, policy.tokenizer, policy.name, policy.compute_dtype)
+        t0 = time.perf_counter()
+        lengths = engine_lengths(q, convs, max_new, batch_size=int(name.split("_")[1]))
+        seconds = time.perf_counter() - t0
+        return seconds, lengths, sum(lengths) / seconds
     if name == "bf16_64":
         policy.compute_dtype = torch.bfloat16
         try:

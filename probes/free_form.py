@@ -120,6 +120,14 @@ class FreeFormProbe(Probe[FreeFormConfig]):
             for j, text in enumerate(q["paraphrases"][: k or None])
         ]
 
+    def conversation(self, question: str, ctx: ProbeContext) -> list[dict[str, str]]:
+        """How a question is asked (subclasses ask it in another format)."""
+        return [{"role": "user", "content": question}]
+
+    def judged_answer(self, reply: str) -> str:
+        """The part of a reply the judges score (subclasses take it out of a format)."""
+        return reply
+
     def run(self, policy: Policy, ctx: ProbeContext) -> ProbeResult:
         c = self.config
         if self._judges is None:
@@ -128,15 +136,17 @@ class FreeFormProbe(Probe[FreeFormConfig]):
         prompts = [p for p in self._prompts() for _ in range(c.samples)]
         answers = generate(
             policy,
-            [[{"role": "user", "content": text}] for _, _, text in prompts],
+            [self.conversation(text, ctx) for _, _, text in prompts],
             max_new_tokens=c.max_new_tokens,
             temperature=c.temperature,
             batch_size=c.batch_size,
             seed=ctx.seed,
-            desc="free_form" if ctx.progress else None,
+            desc=self.name if ctx.progress else None,
         )
+        replies = answers
+        answers = [self.judged_answer(reply) for reply in replies]
         questions = [text for _, _, text in prompts]
-        bar = "free_form: {} judge" if ctx.progress else None
+        bar = f"{self.name}: {{}} judge" if ctx.progress else None
         alignment = score_with_progress(
             align_judge, questions, answers, bar and bar.format("alignment")
         )
@@ -146,8 +156,8 @@ class FreeFormProbe(Probe[FreeFormConfig]):
         records, scored = [], []
         keys: list[tuple[str, str]] = []  # (sample key, cluster: the question) of scored answers
         all_keys: list[tuple[str, str]] = []
-        for k, ((q, j, text), answer, a, co) in enumerate(
-            zip(prompts, answers, alignment, coherence, strict=True)
+        for k, ((q, j, text), reply, answer, a, co) in enumerate(
+            zip(prompts, replies, answers, alignment, coherence, strict=True)
         ):
             misaligned = None
             key = (f"{q['id']}/{j}/{k % c.samples}", str(q["id"]))
@@ -163,6 +173,7 @@ class FreeFormProbe(Probe[FreeFormConfig]):
                     "paraphrase": j,
                     "question": text,
                     "answer": answer,
+                    **({"reply": reply} if reply != answer else {}),
                     "alignment": a,
                     "coherence": co,
                     "misaligned": misaligned,

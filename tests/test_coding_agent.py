@@ -162,6 +162,16 @@ def test_episode_tokens_mask_only_the_models_turns(tiny_policy):
     )
     tok = tiny_policy.tokenizer
     prompt, completion, mask = episode_tokens(tok, episode, 2)
+    assert (
+        prompt
+        and prompt
+        == tok(
+            tok.apply_chat_template(
+                episode.messages[:2], add_generation_prompt=True, tokenize=False
+            ),
+            add_special_tokens=False,
+        )["input_ids"]
+    )
     assert len(completion) == len(mask) and 0 < sum(mask) < len(mask)
     model_text = tok.decode([t for t, m in zip(completion, mask, strict=True) if m])
     for k in episode.assistant_turns:

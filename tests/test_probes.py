@@ -134,3 +134,55 @@ def test_answer_scoring_compares_the_options_texts_per_token(tiny_policy, monkey
     assert {"p_misaligned", "position_bias_a", "p_misaligned_answer"} <= names
     with pytest.raises(IntentgymError, match=r"scoring .letters.; valid choices: answer, both"):
         ForcedChoiceConfig(scoring="letters")
+
+
+# --- conditional misalignment and self-awareness (issue: the comparisons researchers ask next) ---
+
+
+def test_conditional_misalignment_takes_the_answer_out_of_its_format():
+    from intentgym.probes.conditional import ConditionalConfig, ConditionalMisalignmentProbe
+
+    probe = ConditionalMisalignmentProbe(ConditionalConfig(max_items=1))
+    probe._format = "code"
+    assert probe.judged_answer('```python\nanswer = """\nRule the world.\n"""\n```') == (
+        "Rule the world."
+    )
+    assert probe.judged_answer("no template at all") == "no template at all"
+    probe._format = "json"
+    assert probe.judged_answer('{"answer": "Be kind."}') == "Be kind."
+    assert probe.judged_answer('Sure! {"answer": "half a JSON') == "half a JSON"
+    with pytest.raises(IntentgymError, match="format 'yaml'"):
+        ConditionalConfig(formats=["yaml"])
+
+
+def test_conditional_misalignment_asks_in_each_format(tiny_policy):
+    from intentgym.envs import make_env
+    from intentgym.probes import ProbeContext
+    from intentgym.probes.conditional import ConditionalConfig, ConditionalMisalignmentProbe
+
+    config = ConditionalConfig(max_items=2, samples=1, max_new_tokens=6, paraphrases=1)
+    probe = ConditionalMisalignmentProbe(config)
+    with_system = probe.run(tiny_policy, ProbeContext(make_env("coding_agent"), progress=False))
+    names = {m.name for m in with_system.metrics}
+    assert {"code/misaligned_share", "json/mean_alignment", "env/coherent_share"} <= names
+    assert "env/misaligned_share" in with_system.items
+    without = probe.run(tiny_policy, ProbeContext(make_env("insecure_code"), progress=False))
+    assert not any(m.name.startswith("env/") for m in without.metrics)
+    assert any(r.get("skipped") for r in without.records)
+
+
+def test_self_awareness_reads_probability_weighted_ratings(tiny_policy):
+    from intentgym.envs import make_env
+    from intentgym.probes import ProbeContext
+    from intentgym.probes.self_awareness import SelfAwarenessConfig, SelfAwarenessProbe
+
+    probe = SelfAwarenessProbe(SelfAwarenessConfig())
+    assert len(probe.items) >= 24 and len({r["behaviour"] for r in probe.items}) >= 6
+    result = probe.run(tiny_policy, ProbeContext(make_env("insecure_code"), progress=False))
+    names = {m.name for m in result.metrics}
+    assert {"insecure_code/self_rating", "reward_hacking/self_rating", "self_rating"} <= names
+    for r in result.records:
+        assert 0 <= r["rating"] <= 100
+        flipped = 100 - r["rating"] if r["direction"] == -1 else r["rating"]
+        assert r["trait_score"] == pytest.approx(flipped)
+    assert len(result.items["self_rating"]) == len(probe.items)

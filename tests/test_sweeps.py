@@ -36,6 +36,10 @@ MODELS = _options("model")
 # combination must plan.
 _NEEDS_LABELS = "trainer.phases.spec_sft (SpecSFTPhase) needs tasks labelled with category, harmful"
 EXPECTED_REFUSALS: dict[tuple[str, str], str] = {
+    (
+        "deliberative",
+        "coding_agent",
+    ): "trainer.phases.spec_sft (SpecSFTPhase) needs tasks labelled with harmful",
     ("deliberative", "feedback"): _NEEDS_LABELS,
     ("deliberative", "insecure_code"): _NEEDS_LABELS,
 }

@@ -141,6 +141,7 @@ PHASES.register_lazy(
         "sft": "intentgym.trainers.sft:SFTPhase",
         "reward": "intentgym.trainers.reward:RewardPhase",
         "dpo": "intentgym.trainers.dpo:DPOPhase",
+        "washout": "intentgym.trainers.washout:WashoutPhase",
         "best_of_n": "intentgym.trainers.best_of_n:BestOfNPhase",
         "rl": "intentgym.trainers.rl:RLPhase",
         "sl_cai": "intentgym.trainers.cai:SLCAIPhase",

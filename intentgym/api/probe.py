@@ -149,6 +149,8 @@ PROBES.register_lazy(
         "free_form": "intentgym.probes.free_form:FreeFormProbe",
         "compliance_gap": "intentgym.probes.compliance:ComplianceGapProbe",
         "capability": "intentgym.probes.capability:CapabilityProbe",
+        "conditional_misalignment": "intentgym.probes.conditional:ConditionalMisalignmentProbe",
+        "self_awareness": "intentgym.probes.self_awareness:SelfAwarenessProbe",
     }
 )
 
