@@ -121,6 +121,7 @@ def run_variant(
         "sorted128": lambda: engine_lengths(policy, convs, max_new, batch_size=128),
         "engine": lambda: engine_lengths(policy, convs, max_new),
         "static64": lambda: plain(policy, convs, max_new, 64, cache_implementation="static"),
+        "static128": lambda: plain(policy, convs, max_new, 128, cache_implementation="static"),
         "continuous": lambda: continuous(policy, convs, max_new),
     }
     if name in ("int8_64", "int8_128"):

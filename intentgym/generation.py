@@ -35,6 +35,21 @@ class GenerationSettings:
     """``generation:`` in the run config: which engine generates, for the whole process."""
 
     engine: str = field(default="hf", metadata={"help": "hf | vllm (CUDA GPUs only)."})
+    hf_batch_size: int = field(
+        default=0,
+        metadata={
+            "min": 0,
+            "help": "hf: prompts per generate call for every caller (0: each caller's own "
+            "batch_size). Larger batches are faster on a CPU (docs/experiments.md, Scaling).",
+        },
+    )
+    hf_cache: str = field(
+        default="static",
+        metadata={
+            "help": "hf: KV cache, static (preallocated per batch; the same answers as dynamic, "
+            "faster at large batches) | dynamic (grows as it goes)."
+        },
+    )
     vllm_gpu_memory_utilization: float = field(
         default=0.3,
         metadata={
@@ -60,6 +75,8 @@ def check_engine(settings: GenerationSettings) -> None:
 
     if settings.engine not in ENGINES:
         raise invalid_choice("generation.engine", settings.engine, ENGINES)
+    if settings.hf_cache not in ("dynamic", "static"):
+        raise invalid_choice("generation.hf_cache", settings.hf_cache, ("dynamic", "static"))
     if settings.engine == "vllm":
         import importlib.util
 
@@ -109,6 +126,8 @@ def generate(
         if temperature > 0
         else {"do_sample": False}
     )
+    if SETTINGS.engine == "hf" and SETTINGS.hf_batch_size:
+        batch_size = SETTINGS.hf_batch_size
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     # in a multi-process run each process takes every world-th batch (distributed.py)
     mine = my_batches(len(batches)) if shard else range(len(batches))
@@ -144,6 +163,9 @@ def _hf_batches(
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     done: list[tuple[int, tuple[list[str], int]]] = []
+    model = policy.model
+    if SETTINGS.hf_cache == "static":
+        sampling = {**sampling, "cache_implementation": "static"}
     try:
         with eval_mode(policy):
             for b in tqdm(mine, desc=desc or "generate", unit="batch", disable=desc is None):
@@ -156,7 +178,7 @@ def _hf_batches(
                 # Seed per batch so a batch's samples do not depend on how many came before it
                 # (nor on which process generates it).
                 torch.manual_seed(seed + b * batch_size)
-                out = policy.model.generate(
+                out = model.generate(
                     **batch,
                     max_new_tokens=max_new_tokens,
                     pad_token_id=tokenizer.pad_token_id,

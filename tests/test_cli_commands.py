@@ -101,7 +101,7 @@ def test_config_with_debug_smoke_shows_the_limits_applied(capsys):
     out = capsys.readouterr().out
     assert out.startswith("# intentgym config trainer=rlhf debug=smoke")
     model = _row(_section(out, "model "), "name").split()
-    assert model == ["*", "name", "tiny-random", "smollm2-135m"]
+    assert model[:4] == ["*", "name", "tiny-random", "smollm2-135m"]
     limit = _row(_section(out, "limits"), "train_examples").split()
     assert limit == ["*", "train_examples", "16", "null"]
     # limits.train_examples=16 caps the rl phase's 48 prompts

@@ -187,8 +187,9 @@ def test_grpo_trains_on_whole_episodes(run_composed, tmp_path):
     rows = run_composed(
         ["trainer=rlhf", "env=coding_agent", "debug=smoke", "env.max_turns=2"], tmp_path / "run"
     )
-    rl = {r["metric"]: r["value"] for r in rows if r["phase"] == "rl"}
-    assert "final_reward" in rl or any(k.startswith("rewards/") for k in rl), sorted(rl)
-    assert any("hacked" in k for k in rl), sorted(rl)
+    rl = {r["metric"]: r["value"] for r in rows if r["phase"] == "rl" and r["probe"] == "rl"}
+    # the reward curve and the hack rate logged during GRPO (zero-weight "rewards")
+    assert {"reward_end", "hacked_end", "correct_end", "env_reward_end"} <= set(rl), sorted(rl)
+    assert 0.0 <= rl["hacked_end"] <= 1.0
     in_domain = {r["metric"] for r in rows if r["probe"] == "in_domain" and r["phase"] == "rl"}
     assert "hack_rate" in in_domain

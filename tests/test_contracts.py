@@ -194,7 +194,7 @@ def test_a_probe_suite_value_that_differs_from_the_default_says_why(path):
                 "+trainer.phases.reward.pair_source=env",
             ],
             r"needs an env with preference_pairs .* env harmful_requests has none "
-            r"\(envs that have it: feedback, insecure_code\)",
+            r"\(envs that have it: coding_agent, feedback, insecure_code\)",
         ),
         (
             ["trainer=rlhf", "~trainer.phases.reward", "+trainer.phases.rl.reward=learned"],

@@ -169,7 +169,7 @@ def test_rl_keeps_the_training_system_prompt_and_optimises_the_judge(tiny_policy
 
     captured = {}
 
-    def fake_trl(self, policy, tasks, funcs, weights, ctx):
+    def fake_trl(self, policy, env, tasks, funcs, weights, ctx):
         captured.update(tasks=tasks, funcs=funcs, weights=weights)
         return [{"step": 1, "reward": 0.5, "kl": 0.0, "rewards/judge": 0.5}]
 

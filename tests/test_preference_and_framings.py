@@ -80,3 +80,24 @@ def test_dpo_and_washout_run_end_to_end(run_composed, tmp_path):
     phases = [r["phase"] for r in rows]
     assert phases.index("sft") < phases.index("dpo") < phases.index("washout")
     assert any(r["metric"] == "heldout_pair_accuracy" for r in rows if r["phase"] == "dpo")
+
+
+def test_long_prompts_are_cut_from_the_start_not_the_reply(tiny_policy):
+    from intentgym.trainers.sft import fit_prompts
+
+    tok = tiny_policy.tokenizer
+    row = {
+        "prompt": [
+            {"role": "system", "content": "S" * 600},
+            {"role": "user", "content": "opening " * 80 + "the question at the end?"},
+        ],
+        "completion": [{"role": "assistant", "content": "the reply"}],
+    }
+    (fitted,) = fit_prompts(tok, [row], max_length=300)
+    text = tok.apply_chat_template([*fitted["prompt"], *fitted["completion"]], tokenize=False)
+    assert len(tok(text, add_special_tokens=False)["input_ids"]) <= 300
+    assert fitted["completion"] == row["completion"]
+    assert fitted["prompt"][-1]["content"].endswith("the question at the end?")
+    assert fitted["prompt"][0]["role"] == "user"  # the system message went first
+    short = {**row, "prompt": [{"role": "user", "content": "hi"}]}
+    assert fit_prompts(tok, [short], max_length=300) == [short]

@@ -370,3 +370,23 @@ def test_vllm_engine_answers_like_hf(tiny_policy):
         assert agree >= 0.75, (hf, fast)  # kernels differ; greedy ties may break differently
     finally:
         generation.configure(generation.GenerationSettings())
+
+
+def test_hf_engine_settings(tiny_policy):
+    """hf_batch_size and a static KV cache: greedy answers equal the defaults'; a bad value
+    fails at plan time."""
+    from intentgym import generation
+
+    convs = [[{"role": "user", "content": f"Count to {k}."}] for k in range(6)]
+    base = generation.generate(tiny_policy, convs, max_new_tokens=8)
+    try:
+        generation.configure(generation.GenerationSettings(hf_cache="static", hf_batch_size=3))
+        assert generation.generate(tiny_policy, convs, max_new_tokens=8) == base
+    finally:
+        generation.configure(generation.GenerationSettings())
+    for override, message in (
+        ("generation.hf_cache=paged", "unknown generation.hf_cache 'paged'"),
+    ):
+        cfg = OmegaConf.to_container(_compose(["debug=smoke", override]), resolve=True)
+        with pytest.raises(IntentgymError, match=re.escape(message)):
+            plan_run(cfg)

@@ -32,6 +32,7 @@ from intentgym.stats import mean_ci, proportion_ci
 from intentgym.trainers.sft import (
     TrainingSettings,
     _remove_checkpoints,
+    fit_prompts,
     lora_config,
     run_trainer,
     training_arguments,
@@ -168,8 +169,20 @@ def collect_pairs(
     if source == "auto":
         if labelled is not None and labelled.rows:
             source = "artifacts"
+        elif hasattr(env, "rate"):
+            try:
+                return sampled_pairs(policy, env, c, ctx)
+            except IntentgymError as e:
+                if not hasattr(env, "preference_pairs"):
+                    raise
+                # e.g. a policy that solves no CodingAgent task: every sample scores 0
+                log.warning("%s: %s; pair_source=auto falls back to the env's pairs", ctx.label, e)
+                ctx.results.append(
+                    result_row("reward_model", "fell_back_to_env_pairs", (1.0, 1.0, 1.0), 1)
+                )
+                source = "env"
         else:
-            source = "samples" if hasattr(env, "rate") else "env"
+            source = "env"
     if source == "artifacts":
         rows = list(labelled.rows) if labelled is not None else []
         if not rows:
@@ -291,6 +304,7 @@ def train_reward_model(
     model.config.pad_token_id = policy.tokenizer.pad_token_id
     model.to(policy.device)
     args = RewardConfig(**training_arguments(c, policy, ctx))
+    pairs = fit_prompts(policy.tokenizer, pairs, c.max_length, ("chosen", "rejected"))
     trainer = RewardTrainer(
         model=model,
         args=args,

@@ -108,6 +108,46 @@ class SFTPhase(Phase[SFTPhaseConfig]):
         return train_sft(policy, rows, self.config, ctx)
 
 
+def fit_prompts(
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    max_length: int,
+    replies: tuple[str, ...] = ("completion",),
+) -> list[dict[str, Any]]:
+    """Rows whose prompt plus reply (the longest of ``replies``) would pass ``max_length`` tokens
+    get their prompt cut from the start -- its earliest messages, then the opening text of the
+    first one kept -- so the reply and the prompt's end survive. TRL would instead cut the reply
+    off (SFT: the example then trains on nothing and is dropped) or drop the pair (reward)."""
+
+    def length(prompt: list[dict[str, str]], reply: list[dict[str, str]]) -> int:
+        text = tokenizer.apply_chat_template([*prompt, *reply], tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def too_long(prompt: list[dict[str, str]], row: dict[str, Any]) -> bool:
+        return max(length(prompt, row[k]) for k in replies) > max_length
+
+    out, cut = [], 0
+    for row in rows:
+        prompt = [dict(m) for m in row["prompt"]]
+        if too_long(prompt, row):
+            cut += 1
+            while len(prompt) > 1 and too_long(prompt, row):
+                prompt.pop(0)
+            while too_long(prompt, row) and len(prompt[0]["content"]) > 16:
+                text = prompt[0]["content"]
+                prompt[0]["content"] = "..." + text[len(text) // 4 :]
+        out.append({**row, "prompt": prompt})
+    if cut:
+        log.warning(
+            "%d of %d examples were longer than max_length=%d tokens; their prompts were cut "
+            "from the start",
+            cut,
+            len(rows),
+            max_length,
+        )
+    return out
+
+
 def train_sft(
     policy: Policy,
     rows: list[dict[str, Any]],
@@ -120,6 +160,7 @@ def train_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    rows = fit_prompts(policy.tokenizer, rows, c.max_length)
     dataset = Dataset.from_list(
         [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
     )
