@@ -15,7 +15,8 @@ Variants (``--variants``):
 - ``trl_default``: TRL's SFTTrainer as intentgym called it before (each batch padded to its longest);
 - ``padding_free``: ``padding_free=True`` -- the batch's examples concatenated into one row with
   position ids; transformers turns those into a block-diagonal mask, so no example sees another;
-- ``packing``: ``packing=True`` (best-fit decreasing into rows of ``max_length``, padding-free);
+- ``packing``: ``packing=True`` (best-fit decreasing into rows of ``max_length``, padding-free;
+  at batch 8 it ran out of a 24 GB machine's memory);
   fewer, fuller steps -- another optimisation, shown for its speed only;
 - ``intentgym``: ``train_sft`` with no overrides (the shipped default).
 
