@@ -224,7 +224,7 @@ def hydra_main(cfg: DictConfig) -> None:
             raise SystemExit(2) from None
         # In a sweep the other jobs still run; the report lists this one as failed and the
         # command exits with status 2 at the end.
-        FAILED_JOBS.add(str(run_dir))
+        FAILED_JOBS.add(str(run_dir.resolve()))
     finally:
         if scratch is not None:
             import shutil

@@ -590,7 +590,7 @@ class ReportCallback(Callback):
         from intentgym.sweep_status import FAILED, FAILED_JOBS, sweep_jobs
 
         FAILED_JOBS.update(
-            str(root / str(j.num)) for j in sweep_jobs(root) or [] if j.status == FAILED
+            str((root / str(j.num)).resolve()) for j in sweep_jobs(root) or [] if j.status == FAILED
         )
         if self._report(root):
             from intentgym.tracking import log_sweep_report

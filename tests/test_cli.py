@@ -39,6 +39,7 @@ def test_smoke_run_writes_results_records_adapter_and_report(tmp_path):
         "free_form",
         "compliance_gap",
         "capability",
+        "self_awareness",
         "health",  # the model check before each phase's probes
         "budget",  # what the sft phase spent
     }
@@ -106,13 +107,18 @@ def test_wandb_logger_runs_offline_in_one_run_without_a_key(tmp_path):
     [
         (
             ["env=nope"],
-            "unknown env 'nope'; valid choices: feedback, harmful_requests, insecure_code",
+            "unknown env 'nope'; valid choices: coding_agent, feedback, harmful_requests, "
+            "insecure_code",
         ),
-        (["model=gpt5"], "unknown model 'gpt5'; valid choices: smollm2-135m, tiny-random"),
+        (
+            ["model=gpt5"],
+            "unknown model 'gpt5'; valid choices: llama-3.2-1b-instruct, qwen2.5-0.5b-instruct, "
+            "qwen2.5-1.5b-instruct, qwen2.5-7b-instruct, smollm2-135m, tiny-random",
+        ),
         (
             ["trainer=magic"],
-            "unknown trainer 'magic'; valid choices: best_of_n, constitutional, deliberative, none, "
-            "reward_model, rlhf, sft",
+            "unknown trainer 'magic'; valid choices: best_of_n, constitutional, "
+            "constitutional_dpo, deliberative, dpo, none, reward_model, rlhf, sft, steer_distill",
         ),
         (["env=feedback", "env.rater=grumpy"], "unknown framing for env feedback 'grumpy'"),
         (["experiment=rlhf_feedback", "env.rater=grumpy"], "'grumpy'; valid choices: approval"),

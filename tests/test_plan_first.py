@@ -28,6 +28,7 @@ RL = ["trainer.phases.rl.num_generations=2", "trainer.phases.rl.batch_size=4"]
 FIT = {
     # four prompts: let every prompt whose samples differ at all give a pair
     "rlhf": [*RL, "trainer.phases.reward.min_margin=0"],
+    "dpo": ["trainer.phases.dpo.min_margin=0"],
     "constitutional": [*RL, "trainer.phases.reward.batch_size=2"],
     "deliberative": RL,
     "reward_model": ["trainer.phases.reward.batch_size=2", "+trainer.phases.reward.min_margin=0"],
